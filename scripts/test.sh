@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite on a fresh machine. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "PostgreSQL server not found; installing Debian's postgresql" >&2
+  apt-get install -y -q postgresql >/dev/null || (apt-get update -q && apt-get install -y -q postgresql >/dev/null)
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/ruff check src tests tools bench
+.venv/bin/python tools/gen_definitions.py --check
+.venv/bin/python tools/gen_search_parameters.py --check
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,3 @@
+from sharedcare.cli import main
+
+main()

@@ -1,0 +1,66 @@
+"""The `sharedcare` command line: serve the FHIR API, or answer one request in process."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from sharedcare.settings import Settings
+
+
+@click.group()
+@click.version_option(package_name="sharedcare")
+def main() -> None:
+    """sharedcare: a shared health and care record over FHIR R4."""
+
+
+@main.command()
+@click.option(
+    "--db", default=None, help="sqlite:///path/file.db (default sqlite:///sharedcare.db) or postgresql://..."
+)
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default 8080).")
+def serve(db: str | None, host: str | None, port: int | None) -> None:
+    """Serve the FHIR R4 API at http://HOST:PORT/fhir."""
+    import uvicorn
+
+    from sharedcare.app import build
+
+    settings = Settings.from_env(db=db, host=host, port=port)
+    server = build(settings)
+    click.echo(
+        f"sharedcare: FHIR R4 base at http://{settings.host}:{settings.port}/fhir  (store: {settings.db})"
+    )
+    try:
+        uvicorn.run(server.asgi, host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        server.close()
+
+
+@main.command()
+@click.argument("path")
+@click.option("--db", default=None, help="Database URL, as for serve.")
+def get(path: str, db: str | None) -> None:
+    """GET one FHIR path (e.g. `Patient/123` or `metadata`) in process, without opening a socket."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from sharedcare.app import build
+    from sharedcare.errors import FhirError
+    from sharedcare.fhir.outcome import outcome_bytes
+    from sharedcare.types import FhirRequest
+
+    server = build(Settings.from_env(db=db))
+    try:
+        parts = urlsplit(path)
+        segments = [s for s in parts.path.strip("/").split("/") if s]
+        req = FhirRequest("GET", segments, parse_qsl(parts.query), base_url="http://localhost/fhir")
+        try:
+            resp = server.handle(req)
+            body, status = resp.body or b"", resp.status
+        except FhirError as err:
+            body, status = outcome_bytes(err.issues), err.status
+        sys.stdout.write(body.decode() + "\n")
+        sys.exit(0 if status < 400 else 1)
+    finally:
+        server.close()

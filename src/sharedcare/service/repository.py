@@ -1,0 +1,291 @@
+"""The FHIR interactions over a store: read, vread, create, update, patch, delete, history.
+
+Each write is a unit of work run inside one store transaction (`*_in` functions take the open transaction,
+so transaction Bundles can compose them). Validation and the shape checks happen before the transaction opens.
+Interactions follow http://hl7.org/fhir/R4/http.html.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import jsonpatch
+import orjson
+
+from sharedcare.errors import (
+    Gone,
+    InvalidRequest,
+    MultipleMatches,
+    NotFound,
+    PreconditionFailed,
+    UnprocessableEntity,
+)
+from sharedcare.fhir.index_rows import IndexRows
+from sharedcare.fhir.resource import check_id, new_id, stamp
+from sharedcare.store.base import HistoryPage, HistoryQuery, Store, Txn
+from sharedcare.types import JSON, Issue, StoredResource
+
+
+class ResourceValidator(Protocol):
+    def validate(self, resource: JSON, *, expected_type: str | None = None) -> list[Issue]: ...
+
+
+class ResourceIndexer(Protocol):
+    def index(self, resource: JSON) -> IndexRows: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    stored: StoredResource
+    created: bool = False
+    changed: bool = True  # False when a conditional create matched an existing resource
+
+
+def parse_criteria(query: str) -> list[tuple[str, str]]:
+    """Search criteria from an `If-None-Exist` header or a conditional URL's query string."""
+    criteria = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if not k.startswith("_format")]
+    if not criteria:
+        raise InvalidRequest("A conditional interaction needs at least one search criterion")
+    return criteria
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    tag = value.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidRequest(f'If-Match must be a version ETag such as W/"3", got {value!r}')
+    return int(tag)
+
+
+class Repository:
+    """The interactions, bound to one store, validator and indexer."""
+
+    def __init__(
+        self, store: Store, validator: ResourceValidator, indexer: ResourceIndexer, *, validate: bool = True
+    ) -> None:
+        self.store, self.validator, self.indexer, self.validate = store, validator, indexer, validate
+
+    # --- checks -----------------------------------------------------------------------------------
+    def check(self, resource: Any, type: str, where: str = "") -> None:
+        """Reject what is not a valid R4 resource of `type`, with every problem located."""
+        if not isinstance(resource, dict) or "resourceType" not in resource:
+            raise InvalidRequest("The body must be a FHIR resource: a JSON object with a resourceType")
+        if resource["resourceType"] != type:
+            raise InvalidRequest(
+                f"resourceType '{resource['resourceType']}' does not match the URL's type '{type}'",
+                expression=f"{where}resourceType" if where else "resourceType",
+            )
+        if not self.validate:
+            return
+        issues = self.validator.validate(resource, expected_type=type)
+        errors = [i for i in issues if i.severity in ("error", "fatal")]
+        if errors:
+            if where:
+                issues = [
+                    Issue(i.severity, i.code, i.diagnostics, _prefix(where, i.expression)) for i in issues
+                ]
+            cls = UnprocessableEntity if all(i.code == "business-rule" for i in errors) else InvalidRequest
+            raise cls(f"{type} failed validation ({len(errors)} error(s))", issues=issues)
+
+    # --- reads ------------------------------------------------------------------------------------
+    def read(self, type: str, id: str) -> StoredResource:
+        check_id(id)
+        found = self.store.read(type, id)
+        if found is None:
+            raise NotFound(f"{type}/{id} is not known")
+        if found.deleted:
+            raise Gone(f"{type}/{id} was deleted (version {found.version})")
+        return found
+
+    def vread(self, type: str, id: str, version: str) -> StoredResource:
+        check_id(id)
+        if not version.isdigit():
+            raise NotFound(f"{type}/{id} has no version '{version}'")
+        found = self.store.vread(type, id, int(version))
+        if found is None:
+            raise NotFound(f"{type}/{id} has no version {version}")
+        if found.deleted:
+            raise Gone(f"Version {version} of {type}/{id} is a deletion")
+        return found
+
+    def history(self, query: HistoryQuery) -> HistoryPage:
+        if query.id is not None:
+            check_id(query.id)
+            if self.store.read(query.type or "", query.id) is None:
+                raise NotFound(f"{query.type}/{query.id} is not known")
+        return self.store.history(query)
+
+    def search_ids(self, type: str, criteria: Sequence[tuple[str, str]], limit: int = 2) -> list[str]:
+        return self.store.search_ids(type, criteria, limit)
+
+    # --- writes: one transaction each ---------------------------------------------------------------
+    def create(self, type: str, resource: JSON, if_none_exist: str | None = None) -> WriteResult:
+        self.check(resource, type)
+        criteria = parse_criteria(if_none_exist) if if_none_exist else None
+        return self.store.transact(lambda txn: self.create_in(txn, type, resource, criteria))
+
+    def update(self, type: str, id: str, resource: JSON, if_match: str | None = None) -> WriteResult:
+        self.check_update_body(type, id, resource)
+        self.check(resource, type)
+        expected = parse_if_match(if_match)
+        return self.store.transact(lambda txn: self.update_in(txn, type, id, resource, expected))
+
+    def conditional_update(
+        self, type: str, query: str, resource: JSON, if_match: str | None = None
+    ) -> WriteResult:
+        self.check(resource, type)
+        criteria, expected = parse_criteria(query), parse_if_match(if_match)
+        return self.store.transact(
+            lambda txn: self.conditional_update_in(txn, type, criteria, resource, expected)
+        )
+
+    def patch(self, type: str, id: str, patch: Any, if_match: str | None = None) -> WriteResult:
+        check_id(id)
+        ops = parse_json_patch(patch)
+        expected = parse_if_match(if_match)
+        return self.store.transact(lambda txn: self.patch_in(txn, type, id, ops, expected))
+
+    def conditional_patch(
+        self, type: str, query: str, patch: Any, if_match: str | None = None
+    ) -> WriteResult:
+        ops, criteria, expected = parse_json_patch(patch), parse_criteria(query), parse_if_match(if_match)
+
+        def work(txn: Txn) -> WriteResult:
+            return self.patch_in(txn, type, self.single_match(txn, type, criteria, "patch"), ops, expected)
+
+        return self.store.transact(work)
+
+    def delete(self, type: str, id: str) -> WriteResult:
+        check_id(id)
+        return self.store.transact(lambda txn: self.delete_in(txn, type, id))
+
+    def conditional_delete(self, type: str, query: str) -> WriteResult | None:
+        criteria = parse_criteria(query)
+
+        def work(txn: Txn) -> WriteResult | None:
+            txn.lock(f"conditional:{type}")
+            ids = txn.search_ids(type, criteria, 2)
+            if len(ids) > 1:
+                raise MultipleMatches(f"Conditional delete matched more than one {type}; be more selective")
+            return self.delete_in(txn, type, ids[0]) if ids else None
+
+        return self.store.transact(work)
+
+    # --- units of work inside an open transaction ---------------------------------------------------
+    def create_in(
+        self,
+        txn: Txn,
+        type: str,
+        resource: JSON,
+        criteria: Sequence[tuple[str, str]] | None,
+        id: str | None = None,
+    ) -> WriteResult:
+        if criteria:
+            txn.lock(f"conditional:{type}")
+            ids = txn.search_ids(type, criteria, 2)
+            if len(ids) > 1:
+                raise MultipleMatches(f"If-None-Exist matched more than one {type}")
+            if ids:
+                existing = txn.current(type, ids[0])
+                assert existing is not None
+                return WriteResult(existing, created=False, changed=False)
+        return self.save_in(txn, type, id or new_id(), resource, 1, "POST")
+
+    def update_in(self, txn: Txn, type: str, id: str, resource: JSON, expected: int | None) -> WriteResult:
+        current = txn.current(type, id)
+        if expected is not None and (current is None or current.version != expected):
+            have = "none" if current is None else f'W/"{current.version}"'
+            raise PreconditionFailed(f'If-Match W/"{expected}" does not match the current version ({have})')
+        version = 1 if current is None else current.version + 1
+        result = self.save_in(txn, type, id, resource, version, "PUT")
+        return WriteResult(result.stored, created=current is None or current.deleted)
+
+    def conditional_update_in(
+        self, txn: Txn, type: str, criteria: Sequence[tuple[str, str]], resource: JSON, expected: int | None
+    ) -> WriteResult:
+        txn.lock(f"conditional:{type}")
+        ids = txn.search_ids(type, criteria, 2)
+        if len(ids) > 1:
+            raise MultipleMatches(f"Conditional update matched more than one {type}; be more selective")
+        body_id = resource.get("id")
+        if ids:
+            if body_id is not None and body_id != ids[0]:
+                raise InvalidRequest(f"The body's id '{body_id}' is not the matched resource's id '{ids[0]}'")
+            return self.update_in(txn, type, ids[0], resource, expected)
+        if body_id is not None:
+            check_id(body_id)
+            return self.update_in(txn, type, body_id, resource, expected)
+        result = self.save_in(txn, type, new_id(), resource, 1, "PUT")
+        return WriteResult(result.stored, created=True)
+
+    def patch_in(
+        self, txn: Txn, type: str, id: str, ops: jsonpatch.JsonPatch, expected: int | None
+    ) -> WriteResult:
+        current = txn.current(type, id)
+        if current is None:
+            raise NotFound(f"{type}/{id} is not known")
+        if current.deleted or current.body is None:
+            raise Gone(f"{type}/{id} was deleted")
+        if expected is not None and current.version != expected:
+            raise PreconditionFailed(
+                f'If-Match W/"{expected}" does not match the current version {current.version}'
+            )
+        try:
+            patched = ops.apply(orjson.loads(current.body))
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise UnprocessableEntity(f"The JSON Patch could not be applied: {exc}") from None
+        if not isinstance(patched, dict) or patched.get("id") != id:
+            raise UnprocessableEntity("A patch must not change the resource's id or resourceType")
+        self.check(patched, type)
+        return self.save_in(txn, type, id, patched, current.version + 1, "PATCH")
+
+    def delete_in(self, txn: Txn, type: str, id: str) -> WriteResult:
+        current = txn.current(type, id)
+        if current is None:
+            raise NotFound(f"{type}/{id} is not known")
+        if current.deleted:
+            return WriteResult(current, changed=False)
+        stored = txn.save(type, id, current.version + 1, "DELETE", None, None)
+        return WriteResult(stored)
+
+    def save_in(self, txn: Txn, type: str, id: str, resource: JSON, version: int, method: str) -> WriteResult:
+        body = stamp(resource, id, version, txn.now)
+        rows = self.indexer.index(orjson.loads(body))
+        return WriteResult(txn.save(type, id, version, method, body, rows), created=version == 1)
+
+    def single_match(self, txn: Txn, type: str, criteria: Sequence[tuple[str, str]], what: str) -> str:
+        txn.lock(f"conditional:{type}")
+        ids = txn.search_ids(type, criteria, 2)
+        if not ids:
+            raise NotFound(f"Conditional {what} matched no {type}")
+        if len(ids) > 1:
+            raise MultipleMatches(f"Conditional {what} matched more than one {type}")
+        return ids[0]
+
+    @staticmethod
+    def check_update_body(type: str, id: str, resource: Any) -> None:
+        check_id(id)
+        if isinstance(resource, dict):
+            if "id" not in resource:
+                raise InvalidRequest("An update's body must carry the resource id", expression="id")
+            if resource["id"] != id:
+                raise InvalidRequest(
+                    f"The body's id '{resource['id']}' does not match the URL's id '{id}'", expression="id"
+                )
+
+
+def parse_json_patch(patch: Any) -> jsonpatch.JsonPatch:
+    if not isinstance(patch, list) or not all(isinstance(op, dict) and "op" in op for op in patch):
+        raise InvalidRequest("A JSON Patch body must be an array of operations, each with an 'op'")
+    try:
+        return jsonpatch.JsonPatch(patch)
+    except (jsonpatch.InvalidJsonPatch, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise InvalidRequest(f"Invalid JSON Patch: {exc}") from None
+
+
+def _prefix(where: str, expression: str | None) -> str:
+    return where.rstrip(".") if not expression else f"{where}{expression}"

@@ -1,0 +1,87 @@
+"""The storage schema, one definition for both dialects.
+
+`resources` holds one row per logical resource (its current version number and whether it is deleted);
+`versions` holds every version's exact JSON bytes, keyed by a global sequence number that orders system history
+and anchors stable history paging. The `idx_*` tables hold search index rows for current, non-deleted versions
+only; the store replaces them in the same transaction as the write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    serial_pk: str  # an auto-increment 64-bit primary key column type
+    blob: str
+    real: str
+    placeholder: str  # "?" or "%s"
+
+    def sql(self, text: str) -> str:
+        """Queries are written with `?` placeholders; PostgreSQL (psycopg) wants `%s`."""
+        return text if self.placeholder == "?" else text.replace("?", "%s")
+
+
+SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY", "BLOB", "REAL", "?")
+POSTGRES = Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "%s")
+
+# (table, columns after rid/type, indexes as column lists)
+INDEX_TABLES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
+    "idx_string": (("param", "value", "exact"), (("type", "param", "value"),)),
+    "idx_token": (
+        ("param", "system", "code", "text"),
+        (("type", "param", "code", "system"), ("type", "param", "system")),
+    ),
+    "idx_reference": (
+        ("param", "target_type", "target_id", "url"),
+        (("target_id", "target_type", "param", "type"), ("type", "param", "url")),
+    ),
+    "idx_date": (("param", "low", "high"), (("type", "param", "low"), ("type", "param", "high"))),
+    "idx_number": (("param", "low", "high"), (("type", "param", "low"),)),
+    "idx_quantity": (("param", "system", "code", "unit", "low", "high"), (("type", "param", "code", "low"),)),
+    "idx_uri": (("param", "uri"), (("type", "param", "uri"),)),
+    "idx_composite": (("param", "c1", "c2", "c3"), (("type", "param", "c1", "c2"),)),
+}
+NUMERIC_COLUMNS = {
+    ("idx_number", "low"),
+    ("idx_number", "high"),
+    ("idx_quantity", "low"),
+    ("idx_quantity", "high"),
+}
+
+
+def ddl(d: Dialect) -> list[str]:
+    """Every statement that creates the schema, idempotent (IF NOT EXISTS)."""
+    bool_t = "BOOLEAN" if d.name == "postgresql" else "INTEGER"
+    stmts = [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS resources (
+            rid {d.serial_pk}, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+            seq BIGINT NOT NULL, last_updated TEXT NOT NULL, deleted {bool_t} NOT NULL,
+            UNIQUE (type, id))""",
+        "CREATE INDEX IF NOT EXISTS resources_type_lu ON resources (type, last_updated)",
+        f"""CREATE TABLE IF NOT EXISTS versions (
+            seq {d.serial_pk}, rid BIGINT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL,
+            version INTEGER NOT NULL, last_updated TEXT NOT NULL, method TEXT NOT NULL, body {d.blob},
+            UNIQUE (rid, version))""",
+        "CREATE INDEX IF NOT EXISTS versions_type_seq ON versions (type, seq)",
+        "CREATE INDEX IF NOT EXISTS versions_lu ON versions (last_updated)",
+        """CREATE TABLE IF NOT EXISTS compartment (
+            rid BIGINT NOT NULL, type TEXT NOT NULL, comp_type TEXT NOT NULL, comp_id TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS compartment_member ON compartment (comp_id, comp_type, type, rid)",
+        "CREATE INDEX IF NOT EXISTS compartment_rid ON compartment (rid)",
+        "CREATE TABLE IF NOT EXISTS fulltext_rows (rid BIGINT PRIMARY KEY, type TEXT NOT NULL, content TEXT)",
+    ]
+    for table, (cols, indexes) in INDEX_TABLES.items():
+        coldefs = ", ".join(f"{c} {d.real if (table, c) in NUMERIC_COLUMNS else 'TEXT'}" for c in cols)
+        stmts.append(
+            f"CREATE TABLE IF NOT EXISTS {table} (rid BIGINT NOT NULL, type TEXT NOT NULL, {coldefs})"
+        )
+        stmts.append(f"CREATE INDEX IF NOT EXISTS {table}_rid ON {table} (rid)")
+        for n, idx in enumerate(indexes):
+            stmts.append(f"CREATE INDEX IF NOT EXISTS {table}_{n} ON {table} ({', '.join(idx)})")
+    return stmts

@@ -1,0 +1,274 @@
+"""The SQL body shared by the SQLite and PostgreSQL stores; subclasses supply connections and locking."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import astuple
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sharedcare.fhir.index_rows import IndexRows
+from sharedcare.store.base import HistoryPage, HistoryQuery
+from sharedcare.store.schema import INDEX_TABLES, Dialect, ddl
+from sharedcare.store.searchsql import ConditionCompiler
+from sharedcare.types import StoredResource
+
+T = TypeVar("T")
+
+ROW_FIELDS = {
+    "idx_string": "strings",
+    "idx_token": "tokens",
+    "idx_reference": "references",
+    "idx_date": "dates",
+    "idx_number": "numbers",
+    "idx_quantity": "quantities",
+    "idx_uri": "uris",
+}
+
+
+def utc_now() -> str:
+    """A FHIR instant with microseconds, fixed width so that text order is time order."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SqlTxn:
+    """One open write transaction over a DB-API cursor."""
+
+    def __init__(self, store: SqlStore, cur: Any, now: str) -> None:
+        self.store, self.cur, self.now = store, cur, now
+        self._d = store.dialect
+
+    def lock(self, key: str) -> None:
+        self.store.lock_key(self.cur, key)
+
+    def current(self, type: str, id: str) -> StoredResource | None:
+        self.store.lock_key(self.cur, f"{type}/{id}")
+        return self.store.fetch_current(self.cur, type, id)
+
+    def save(
+        self, type: str, id: str, version: int, method: str, body: bytes | None, rows: IndexRows | None
+    ) -> StoredResource:
+        d, cur = self._d, self.cur
+        cur.execute(d.sql("SELECT rid FROM resources WHERE type = ? AND id = ?"), (type, id))
+        found = cur.fetchone()
+        rid = found[0] if found else None
+        if rid is None:
+            cur.execute(
+                d.sql(
+                    "INSERT INTO resources (type, id, version, seq, last_updated, deleted) "
+                    "VALUES (?, ?, ?, 0, ?, ?) RETURNING rid"
+                ),
+                (type, id, version, self.now, body is None),
+            )
+            rid = cur.fetchone()[0]
+        else:
+            self.store.delete_index_rows(cur, rid)
+        cur.execute(
+            d.sql(
+                "INSERT INTO versions (rid, type, id, version, last_updated, method, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq"
+            ),
+            (rid, type, id, version, self.now, method, body),
+        )
+        seq = cur.fetchone()[0]
+        cur.execute(
+            d.sql("UPDATE resources SET version = ?, seq = ?, last_updated = ?, deleted = ? WHERE rid = ?"),
+            (version, seq, self.now, body is None, rid),
+        )
+        if rows is not None and body is not None:
+            self.store.insert_index_rows(cur, rid, type, rows)
+        return StoredResource(type, id, version, self.now, body, method)
+
+    def search_ids(self, type: str, params: Sequence[tuple[str, str]], limit: int = 2) -> list[str]:
+        return self.store.search_ids_on(self.cur, type, params, limit)
+
+
+class SqlStore:
+    """Reads, history and atomic writes in plain SQL that both SQLite and PostgreSQL accept."""
+
+    dialect: Dialect
+
+    def __init__(self, conditions: ConditionCompiler) -> None:
+        self.conditions = conditions
+
+    # --- connection hooks, supplied by each engine -------------------------------------------------
+    def reading(self) -> contextlib.AbstractContextManager[Any]:  # yields a cursor
+        raise NotImplementedError
+
+    def writing(self) -> contextlib.AbstractContextManager[Any]:  # yields a cursor inside a transaction
+        raise NotImplementedError
+
+    def lock_key(self, cur: Any, key: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- schema -----------------------------------------------------------------------------------
+    def create_schema(self, cur: Any) -> None:
+        for stmt in ddl(self.dialect):
+            cur.execute(stmt)
+
+    # --- reads ------------------------------------------------------------------------------------
+    def read(self, type: str, id: str) -> StoredResource | None:
+        with self.reading() as cur:
+            return self.fetch_current(cur, type, id)
+
+    def fetch_current(self, cur: Any, type: str, id: str) -> StoredResource | None:
+        cur.execute(
+            self.dialect.sql(
+                "SELECT v.version, v.last_updated, v.body, v.method FROM resources r "
+                "JOIN versions v ON v.seq = r.seq WHERE r.type = ? AND r.id = ?"
+            ),
+            (type, id),
+        )
+        row = cur.fetchone()
+        return StoredResource(type, id, row[0], row[1], _bytes(row[2]), row[3]) if row else None
+
+    def vread(self, type: str, id: str, version: int) -> StoredResource | None:
+        with self.reading() as cur:
+            cur.execute(
+                self.dialect.sql(
+                    "SELECT v.version, v.last_updated, v.body, v.method FROM resources r "
+                    "JOIN versions v ON v.rid = r.rid WHERE r.type = ? AND r.id = ? AND v.version = ?"
+                ),
+                (type, id, version),
+            )
+            row = cur.fetchone()
+        return StoredResource(type, id, row[0], row[1], _bytes(row[2]), row[3]) if row else None
+
+    def count(self) -> int:
+        with self.reading() as cur:
+            cur.execute("SELECT COUNT(*) FROM resources WHERE deleted = " + self._false())
+            return int(cur.fetchone()[0])
+
+    def _false(self) -> str:
+        return "FALSE" if self.dialect.name == "postgresql" else "0"
+
+    def history(self, q: HistoryQuery) -> HistoryPage:
+        with self.reading() as cur:
+            snapshot = q.snapshot
+            if snapshot is None:
+                cur.execute("SELECT COALESCE(MAX(seq), 0) FROM versions")
+                snapshot = int(cur.fetchone()[0])
+            where, args = ["v.seq <= ?"], [snapshot]
+            if q.type:
+                where.append("v.type = ?")
+                args.append(q.type)
+            if q.id:
+                where.append("v.id = ?")
+                args.append(q.id)
+            if q.since:
+                where.append("v.last_updated >= ?")
+                args.append(q.since)
+            if q.at:
+                where.append(
+                    "v.last_updated <= ? AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.rid = v.rid "
+                    "AND w.version > v.version AND w.last_updated <= ? AND w.seq <= ?)"
+                )
+                args += [q.at, q.at, snapshot]
+            cond = " AND ".join(where)
+            cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM versions v WHERE {cond}"), args)
+            total = int(cur.fetchone()[0])
+            cur.execute(
+                self.dialect.sql(
+                    "SELECT v.type, v.id, v.version, v.last_updated, v.body, v.method FROM versions v "
+                    f"WHERE {cond} ORDER BY v.seq DESC LIMIT ? OFFSET ?"
+                ),
+                [*args, q.count, q.offset],
+            )
+            rows = cur.fetchall()
+        entries = [StoredResource(r[0], r[1], r[2], r[3], _bytes(r[4]), r[5]) for r in rows]
+        return HistoryPage(entries, snapshot, total)
+
+    # --- conditional matching -----------------------------------------------------------------------
+    def search_ids(self, type: str, params: Sequence[tuple[str, str]], limit: int = 2) -> list[str]:
+        with self.reading() as cur:
+            return self.search_ids_on(cur, type, params, limit)
+
+    def search_ids_on(self, cur: Any, type: str, params: Sequence[tuple[str, str]], limit: int) -> list[str]:
+        where, args = self.conditions.compile(type, params)
+        sql = f"SELECT r.id FROM resources r WHERE r.type = ? AND r.deleted = {self._false()}"
+        if where:
+            sql += " AND " + where
+        cur.execute(self.dialect.sql(sql + " ORDER BY r.rid LIMIT ?"), [type, *args, limit])
+        return [row[0] for row in cur.fetchall()]
+
+    def search_page(
+        self,
+        type: str,
+        params: Sequence[tuple[str, str]],
+        count: int,
+        offset: int,
+        compartment: str | None = None,
+    ) -> tuple[list[StoredResource], int]:
+        """A page of current resources matching `params`, in insertion order, and the total that match."""
+        where, args = self.conditions.compile(type, params)
+        cond = f"r.type = ? AND r.deleted = {self._false()}" + (f" AND {where}" if where else "")
+        args = [type, *args]
+        if compartment:
+            comp_type, _, comp_id = compartment.partition("/")
+            cond += " AND EXISTS (SELECT 1 FROM compartment c WHERE c.rid = r.rid AND c.comp_type = ? AND c.comp_id = ?)"
+            args += [comp_type, comp_id]
+        with self.reading() as cur:
+            cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM resources r WHERE {cond}"), args)
+            total = int(cur.fetchone()[0])
+            cur.execute(
+                self.dialect.sql(
+                    "SELECT r.id, v.version, v.last_updated, v.body, v.method FROM resources r "
+                    f"JOIN versions v ON v.seq = r.seq WHERE {cond} ORDER BY r.rid LIMIT ? OFFSET ?"
+                ),
+                [*args, count, offset],
+            )
+            rows = cur.fetchall()
+        return [StoredResource(type, r[0], r[1], r[2], _bytes(r[3]), r[4]) for r in rows], total
+
+    # --- writes -----------------------------------------------------------------------------------
+    def transact(self, work: Callable[[SqlTxn], T]) -> T:
+        with self.writing() as cur:
+            return work(SqlTxn(self, cur, utc_now()))
+
+    def delete_index_rows(self, cur: Any, rid: int) -> None:
+        for table in (*INDEX_TABLES, "compartment", "fulltext_rows"):
+            cur.execute(self.dialect.sql(f"DELETE FROM {table} WHERE rid = ?"), (rid,))
+
+    def insert_index_rows(self, cur: Any, rid: int, type: str, rows: IndexRows) -> None:
+        for table, attr in ROW_FIELDS.items():
+            values = getattr(rows, attr)
+            if values:
+                cols = INDEX_TABLES[table][0]
+                marks = ", ".join("?" * (len(cols) + 2))
+                sql = self.dialect.sql(f"INSERT INTO {table} (rid, type, {', '.join(cols)}) VALUES ({marks})")
+                cur.executemany(sql, [(rid, type, *astuple(v)) for v in values])
+        if rows.composites:
+            sql = self.dialect.sql(
+                "INSERT INTO idx_composite (rid, type, param, c1, c2, c3) VALUES (?,?,?,?,?,?)"
+            )
+            cur.executemany(sql, [(rid, type, c.param, *_pad3(c.components)) for c in rows.composites])
+        if rows.compartments:
+            sql = self.dialect.sql(
+                "INSERT INTO compartment (rid, type, comp_type, comp_id) VALUES (?, ?, ?, ?)"
+            )
+            cur.executemany(sql, [(rid, type, c.comp_type, c.comp_id) for c in set(rows.compartments)])
+        if rows.text:
+            sql = self.dialect.sql("INSERT INTO fulltext_rows (rid, type, content) VALUES (?, ?, ?)")
+            cur.execute(sql, (rid, type, rows.text))
+
+
+def _pad3(components: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
+    padded = (*components[:3], None, None, None)
+    return padded[0], padded[1], padded[2]
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+@contextlib.contextmanager
+def closing_cursor(conn: Any) -> Iterator[Any]:
+    cur = conn.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
