@@ -24,9 +24,7 @@ def test_conditional_create(client: TestClient) -> None:
     assert again.json()["id"] == first.json()["id"]
     create(client, patient(nhs="9990000026"))
     create(client, patient(nhs="9990000034", family="Smith"))
-    multi = client.post(
-        "/fhir/Patient", json=patient(), headers={**FHIR_JSON, "If-None-Exist": "family=smith"}
-    )
+    multi = client.post("/fhir/Patient", json=patient(), headers={**FHIR_JSON, "If-None-Exist": "family=smith"})
     assert multi.status_code == 412
 
 
@@ -34,15 +32,10 @@ def test_conditional_update(client: TestClient) -> None:
     r = client.put(f"/fhir/Patient?identifier={NHS}|9990000018", json=patient(), headers=FHIR_JSON)
     assert r.status_code == 201
     pid = r.json()["id"]
-    r = client.put(
-        f"/fhir/Patient?identifier={NHS}|9990000018", json=patient(family="Jones"), headers=FHIR_JSON
-    )
+    r = client.put(f"/fhir/Patient?identifier={NHS}|9990000018", json=patient(family="Jones"), headers=FHIR_JSON)
     assert r.status_code == 200 and r.json()["id"] == pid and r.json()["meta"]["versionId"] == "2"
     wrong_id = {**patient(), "id": "other"}
-    assert (
-        client.put(f"/fhir/Patient?identifier={NHS}|9990000018", json=wrong_id, headers=FHIR_JSON).status_code
-        == 400
-    )
+    assert client.put(f"/fhir/Patient?identifier={NHS}|9990000018", json=wrong_id, headers=FHIR_JSON).status_code == 400
 
 
 def test_conditional_delete(client: TestClient) -> None:

@@ -144,9 +144,7 @@ def test_json_patch(client: TestClient) -> None:
 def test_prefer_return(client: TestClient) -> None:
     r = client.post("/fhir/Patient", json=patient(), headers={**FHIR_JSON, "Prefer": "return=minimal"})
     assert r.status_code == 201 and r.content == b"" and "location" in r.headers
-    r = client.post(
-        "/fhir/Patient", json=patient(), headers={**FHIR_JSON, "Prefer": "return=OperationOutcome"}
-    )
+    r = client.post("/fhir/Patient", json=patient(), headers={**FHIR_JSON, "Prefer": "return=OperationOutcome"})
     assert r.status_code == 201 and r.json()["resourceType"] == "OperationOutcome"
 
 

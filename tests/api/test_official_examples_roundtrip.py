@@ -11,9 +11,7 @@ import pytest
 from fhir.test_official_examples import ERRATA
 from starlette.testclient import TestClient
 
-EXAMPLES = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fhir-examples" / "r4-spec-examples"
-)
+EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fhir-examples" / "r4-spec-examples"
 
 
 def _strip(resource: dict) -> dict:
@@ -27,13 +25,9 @@ def test_every_official_example_round_trips(client: TestClient) -> None:
         original = json.loads(path.read_text(encoding="utf-8"))
         rtype, rid = original["resourceType"], original.get("id")
         if rid:
-            r = client.put(
-                f"/fhir/{rtype}/{rid}", json=original, headers={"content-type": "application/fhir+json"}
-            )
+            r = client.put(f"/fhir/{rtype}/{rid}", json=original, headers={"content-type": "application/fhir+json"})
         else:
-            r = client.post(
-                f"/fhir/{rtype}", json=original, headers={"content-type": "application/fhir+json"}
-            )
+            r = client.post(f"/fhir/{rtype}", json=original, headers={"content-type": "application/fhir+json"})
         if r.status_code >= 400:
             assert r.status_code < 500, f"{path.name}: {r.text}"
             rejected.append(path.name)

@@ -176,6 +176,10 @@ _INFIX_BP = {
 }
 
 Node = tuple  # AST nodes are tuples whose first item names the kind
+_CALENDAR_UNITS = frozenset(
+    "year years month months week weeks day days hour hours minute minutes second seconds millisecond milliseconds"
+    .split()
+)
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -304,6 +308,12 @@ class _Parser:
         self.next()
         if kind == "str":
             return ("literal", _unquote(value), "string")
+        if kind == "date":
+            return ("temporal", value[1:])  # parsed, but only fhirpathpy evaluates date/time literals
+        if kind == "num" and self.peek()[0] == "str":
+            return ("quantity", value, _unquote(self.next()[1]))  # likewise for quantity literals
+        if kind == "num" and self.peek()[0] == "ident" and self.peek()[1] in _CALENDAR_UNITS:
+            return ("quantity", value, self.next()[1])
         if kind == "num":
             return (
                 ("literal", float(value), "decimal") if "." in value else ("literal", int(value), "integer")
@@ -319,7 +329,7 @@ class _Parser:
 
 
 def parse(text: str) -> Node:
-    """Parse a FHIRPath expression into a tuple AST (raises CompileError)."""
+    """Parse a FHIRPath expression into a tuple AST; raises CompileError for text that is not FHIRPath."""
     return _Parser(text).parse()
 
 
@@ -448,7 +458,11 @@ class ExpressionCompiler:
             keys = None if relative or fn is None else comp.root_keys(ast)
             return CompiledPath(expression, resource_type, fn, root_keys=keys)
         except CompileError:
-            return CompiledPath(expression, resource_type, _fhirpathpy_fn(expression), fallback=True)
+            try:
+                fallback: Fn | None = _fhirpathpy_fn(expression)
+            except Exception:  # noqa: BLE001 - fhirpathpy raises plain Exceptions; the parameter is then unindexed
+                fallback = None
+            return CompiledPath(expression, resource_type, fallback, fallback=True)
 
     def _parse(self, expression: str) -> Node:
         hit = self._ast.get(expression)
@@ -497,14 +511,21 @@ class _Compilation:
             raise CompileError(f"unsupported node {kind}")
         return handler(node)
 
-    def root_keys(self, node: Node) -> frozenset[str] | None:
-        """The resource's top-level keys `node` can read (see CompiledPath.root_keys); None if unknown."""
+    def root_keys(self, node: Node, only: str | None = None) -> frozenset[str] | None:
+        """The resource's top-level keys `node` can read (see CompiledPath.root_keys); None if unknown.
+
+        `only` narrows a choice element to one type (`Observation.value as Quantity` reads valueQuantity).
+        """
         kind = node[0]
         if kind == "binop" and node[1] == "|":
             left, right = self.root_keys(node[2]), self.root_keys(node[3])
             return None if left is None or right is None else left | right
         if kind == "typeop" and node[1] == "as":
-            return self.root_keys(node[2])
+            return self.root_keys(node[2], self.types.normalise_type(node[3]))
+        if kind == "func" and node[2] in ("as", "ofType") and len(node[3]) == 1 and node[3][0][0] == "member":
+            return None if node[1] is None else self.root_keys(node[1], self.types.normalise_type(node[3][0][2]))
+        if kind == "func" and node[2] == "extension" and self._is_root(node[1]):
+            return frozenset({"extension"})
         if kind == "index" or (kind == "func" and node[2] in _PASS_THROUGH):
             return None if node[1] is None else self.root_keys(node[1])
         if kind != "member" or self.root_types is None:
@@ -513,18 +534,29 @@ class _Compilation:
         if src is None:
             if name[:1].isupper() and self._is_type_name(name):
                 return None if self._type_filter(name, None) is not None else frozenset()
-            return self._keys_of(name)
-        if src[0] == "member" and src[1] is None and src[2][:1].isupper() and self._is_type_name(src[2]):
+            return self._keys_of(name, only)
+        if self._is_root(src):
             if self._type_filter(src[2], None) is None:
                 return frozenset()  # a branch for another resource type
-            return self._keys_of(name)
+            return self._keys_of(name, only)
         return self.root_keys(src)
 
-    def _keys_of(self, name: str) -> frozenset[str] | None:
+    def _is_root(self, node: Node | None) -> bool:
+        """A leading type name such as `Observation` (the root when it matches)."""
+        return (
+            node is not None
+            and self.root_types is not None
+            and node[0] == "member"
+            and node[1] is None
+            and node[2][:1].isupper()
+            and self._is_type_name(node[2])
+        )
+
+    def _keys_of(self, name: str, only: str | None) -> frozenset[str] | None:
         assert self.root_types is not None
         keys: set[str] = set()
         for t in self.root_types:
-            cands = self.types.candidates(t, name)
+            cands = self.types.candidates(t, name, only)
             if cands is SCAN:
                 return None
             keys.update(k for k, _ in cands)

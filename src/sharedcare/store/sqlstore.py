@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import astuple
+from operator import attrgetter
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from sharedcare.types import StoredResource
 
 T = TypeVar("T")
 
-ROW_FIELDS = {
+ROW_FIELDS: dict[str, str] = {
     "idx_string": "strings",
     "idx_token": "tokens",
     "idx_reference": "references",
@@ -25,6 +25,8 @@ ROW_FIELDS = {
     "idx_quantity": "quantities",
     "idx_uri": "uris",
 }
+
+ROW_GETTERS = {table: attrgetter(*INDEX_TABLES[table][0]) for table in ROW_FIELDS}
 
 
 def utc_now() -> str:
@@ -240,7 +242,8 @@ class SqlStore:
                 cols = INDEX_TABLES[table][0]
                 marks = ", ".join("?" * (len(cols) + 2))
                 sql = self.dialect.sql(f"INSERT INTO {table} (rid, type, {', '.join(cols)}) VALUES ({marks})")
-                cur.executemany(sql, [(rid, type, *astuple(v)) for v in values])
+                get = ROW_GETTERS[table]
+                cur.executemany(sql, [(rid, type, *get(v)) for v in values])
         if rows.composites:
             sql = self.dialect.sql(
                 "INSERT INTO idx_composite (rid, type, param, c1, c2, c3) VALUES (?,?,?,?,?,?)"
