@@ -64,3 +64,6 @@ def get(path: str, db: str | None) -> None:
         sys.exit(0 if status < 400 else 1)
     finally:
         server.close()
+
+
+# --- commands defined in their own modules, registered here (one line each) ------------------------------------
