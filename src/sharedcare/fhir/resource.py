@@ -25,14 +25,17 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def stamp(resource: JSON, id: str, version: int, last_updated: str) -> bytes:
-    """Set the server-owned `id` and `meta` fields and serialise once; these bytes are what every read returns."""
+def stamp(resource: JSON, id: str, version: int, last_updated: str) -> tuple[JSON, bytes]:
+    """Set the server-owned `id` and `meta` fields and serialise once; these bytes are what every read returns.
+
+    Returns the stamped resource too, so callers (indexing, hooks) need not parse the bytes again."""
     meta: dict[str, Any] = {
         k: v for k, v in (resource.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")
     }
     meta = {"versionId": str(version), "lastUpdated": last_updated, **meta}
     rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
-    return orjson.dumps({"resourceType": resource["resourceType"], "id": id, "meta": meta, **rest})
+    stamped = {"resourceType": resource["resourceType"], "id": id, "meta": meta, **rest}
+    return stamped, orjson.dumps(stamped)
 
 
 def parse_json(body: bytes | None, *, what: str = "request body") -> Any:

@@ -7,7 +7,7 @@ Interactions follow http://hl7.org/fhir/R4/http.html.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -27,6 +27,13 @@ from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.fhir.resource import check_id, new_id, stamp
 from sharedcare.store.base import HistoryPage, HistoryQuery, Store, Txn
 from sharedcare.types import JSON, Issue, StoredResource
+
+
+WriteHook = Callable[[Txn, StoredResource, JSON | None], None]
+"""Runs inside the write transaction after each version is saved (the resource is None for a deletion).
+
+A hook that raises aborts the whole transaction: this is where work that must commit with the data belongs
+(audit records, patient matching)."""
 
 
 class ResourceValidator(Protocol):
@@ -68,6 +75,7 @@ class Repository:
         self, store: Store, validator: ResourceValidator, indexer: ResourceIndexer, *, validate: bool = True
     ) -> None:
         self.store, self.validator, self.indexer, self.validate = store, validator, indexer, validate
+        self.write_hooks: list[WriteHook] = []
 
     # --- checks -----------------------------------------------------------------------------------
     def check(self, resource: Any, type: str, where: str = "") -> None:
@@ -250,12 +258,18 @@ class Repository:
         if current.deleted:
             return WriteResult(current, changed=False)
         stored = txn.save(type, id, current.version + 1, "DELETE", None, None)
+        self.run_hooks(txn, stored, None)
         return WriteResult(stored)
 
     def save_in(self, txn: Txn, type: str, id: str, resource: JSON, version: int, method: str) -> WriteResult:
-        body = stamp(resource, id, version, txn.now)
-        rows = self.indexer.index(orjson.loads(body))
-        return WriteResult(txn.save(type, id, version, method, body, rows), created=version == 1)
+        stamped, body = stamp(resource, id, version, txn.now)
+        stored = txn.save(type, id, version, method, body, self.indexer.index(stamped))
+        self.run_hooks(txn, stored, stamped)
+        return WriteResult(stored, created=version == 1)
+
+    def run_hooks(self, txn: Txn, stored: StoredResource, resource: JSON | None) -> None:
+        for hook in self.write_hooks:
+            hook(txn, stored, resource)
 
     def single_match(self, txn: Txn, type: str, criteria: Sequence[tuple[str, str]], what: str) -> str:
         txn.lock(f"conditional:{type}")
