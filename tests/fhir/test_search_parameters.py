@@ -232,6 +232,8 @@ def test_choice_types(compiler: ExpressionCompiler) -> None:
     assert run(compiler, "(Observation.value as Quantity)", obs) == [({"value": 5}, "Quantity")]
     assert run(compiler, "Observation.value.as(Quantity)", obs) == [({"value": 5}, "Quantity")]
     assert run(compiler, "Observation.value.ofType(Quantity)", obs) == [({"value": 5}, "Quantity")]
+    assert run(compiler, "Observation.value.ofType(FHIR.Quantity)", obs) == [({"value": 5}, "Quantity")]
+    assert run(compiler, "Observation.value is Quantity", obs) == [(True, "boolean")]
     assert run(compiler, "(Observation.value as CodeableConcept)", obs) == []
     assert run(compiler, "Observation.effective", obs) == [({"start": "2020"}, "Period")]
     assert run(compiler, "Patient.deceased.as(dateTime)") == [("2020-01-01", "dateTime")]
@@ -280,6 +282,12 @@ def test_unsupported_expressions_fall_back_to_fhirpathpy(compiler: ExpressionCom
     compiled = compiler.compile("Patient.name.given.select($this & '!')", "Patient")
     assert compiled.fallback
     assert compiled(PATIENT) == [("Ann!", "string"), ("Jo!", "string")]
+    dated = compiler.compile("Patient.deceased.as(dateTime) < @2021-01-01", "Patient")
+    assert dated.fallback and dated(PATIENT) == [(True, "boolean")]
+    quantity = compiler.compile("5 'mg'", "Patient")
+    assert quantity(PATIENT) == [
+        ({"value": 5, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}, "Quantity")
+    ]
 
 
 def test_parser_errors() -> None:

@@ -47,9 +47,7 @@ class ElementTypes:
         self._bases: dict[str, str | None] = {name: entry[0] for name, entry in table.items()}
         self._own: dict[str, dict[str, Any]] = {name: entry[1] for name, entry in table.items()}
         self.resource_types = resource_types or frozenset(
-            n
-            for n in table
-            if "." not in n and self._chain_has(n, "Resource") and n not in ABSTRACT_RESOURCES
+            n for n in table if "." not in n and self._chain_has(n, "Resource") and n not in ABSTRACT_RESOURCES
         )
         self._candidates: dict[tuple[str, str, str | None], tuple[tuple[str, str], ...]] = {}
         self._subtype: dict[tuple[str, str], bool] = {}
@@ -177,8 +175,9 @@ _INFIX_BP = {
 
 Node = tuple  # AST nodes are tuples whose first item names the kind
 _CALENDAR_UNITS = frozenset(
-    "year years month months week weeks day days hour hours minute minutes second seconds millisecond milliseconds"
-    .split()
+    unit + plural
+    for unit in ("year", "month", "week", "day", "hour", "minute", "second", "millisecond")
+    for plural in ("", "s")
 )
 
 
@@ -315,9 +314,7 @@ class _Parser:
         if kind == "num" and self.peek()[0] == "ident" and self.peek()[1] in _CALENDAR_UNITS:
             return ("quantity", value, self.next()[1])
         if kind == "num":
-            return (
-                ("literal", float(value), "decimal") if "." in value else ("literal", int(value), "integer")
-            )
+            return ("literal", float(value), "decimal") if "." in value else ("literal", int(value), "integer")
         if kind == "var":
             return ("var", value[1:].strip("`'"))
         if kind == "ident":
@@ -491,10 +488,22 @@ def _fhirpathpy_fn(expression: str) -> Fn:
                 results = compiled(value, {"resource": root, "rootResource": root})
             except Exception:  # noqa: BLE001 - an engine failure must not block a write; the value is unindexed
                 continue
-            out.extend((r, guess_type(r)) for r in results)
+            out.extend(_plain(r) for r in results)
         return out
 
     return fn
+
+
+def _plain(value: Any) -> Item:
+    """A fhirpathpy result as JSON-like data with a guessed type (its quantities and times are objects)."""
+    if value is None or isinstance(value, str | bool | int | float | dict | list):
+        return value, guess_type(value)
+    unit = getattr(value, "unit", None)
+    if unit is not None and hasattr(value, "value"):
+        code = str(unit).strip("'")
+        quantity = {"value": value.value, "unit": code, "system": "http://unitsofmeasure.org", "code": code}
+        return quantity, "Quantity"
+    return str(value), "string"
 
 
 class _Compilation:
@@ -523,7 +532,8 @@ class _Compilation:
         if kind == "typeop" and node[1] == "as":
             return self.root_keys(node[2], self.types.normalise_type(node[3]))
         if kind == "func" and node[2] in ("as", "ofType") and len(node[3]) == 1 and node[3][0][0] == "member":
-            return None if node[1] is None else self.root_keys(node[1], self.types.normalise_type(node[3][0][2]))
+            only = self.types.normalise_type(_type_arg(node[3][0]))
+            return None if node[1] is None else self.root_keys(node[1], only)
         if kind == "func" and node[2] == "extension" and self._is_root(node[1]):
             return frozenset({"extension"})
         if kind == "index" or (kind == "func" and node[2] in _PASS_THROUGH):
@@ -663,18 +673,16 @@ class _Compilation:
     def _c_func(self, node: Node) -> Fn | None:
         _, src, name, args = node
         if name in ("as", "ofType", "is"):
-            if len(args) != 1 or args[0][0] != "member" or args[0][1] is not None:
+            if len(args) != 1:
                 raise CompileError(f"{name}() needs a type name")
             op = "is" if name == "is" else "as"
-            if src is None:
-                src = ("var", "this")
-            return self._c_typeop(("typeop", op, src, args[0][2]))
-        source = self.sub(src)
-        if source is None and name not in ("exists", "empty", "not", "count"):
-            return None
+            return self._c_typeop(("typeop", op, src or ("var", "this"), _type_arg(args[0])))
         builder = getattr(self, f"_f_{name}", None)
         if builder is None:
             raise CompileError(f"unsupported function {name}()")
+        source = self.sub(src)
+        if source is None and name not in ("exists", "empty", "not", "count"):
+            return None
         return builder(source or _nothing, args)
 
     def _string_arg(self, args: tuple, fname: str) -> str:
@@ -765,6 +773,13 @@ class _Compilation:
 
 # Functions whose result is empty whenever their input is (so their input's root keys are theirs).
 _PASS_THROUGH = frozenset({"where", "first", "last", "single", "ofType", "as", "resolve", "extension"})
+
+
+def _type_arg(node: Node) -> str:
+    """The type name given as a function argument: `Quantity` or a qualified `FHIR.Quantity`."""
+    if node[0] != "member":
+        raise CompileError("a type name is expected")
+    return node[2] if node[1] is None else f"{_type_arg(node[1])}.{node[2]}"
 
 
 def _identity(items: Items, root: dict) -> Items:

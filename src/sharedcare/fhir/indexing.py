@@ -81,9 +81,7 @@ ISO_4217 = "urn:iso:std:iso:4217"
 INF = float("inf")
 Item = tuple[Any, str]
 
-QUANTITY_TYPES = frozenset(
-    {"Quantity", "Age", "Duration", "Count", "Distance", "SimpleQuantity", "MoneyQuantity"}
-)
+QUANTITY_TYPES = frozenset({"Quantity", "Age", "Duration", "Count", "Distance", "SimpleQuantity", "MoneyQuantity"})
 NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
@@ -212,13 +210,11 @@ def _extension_value(ext: dict) -> Item | None:
     return None
 
 
-_PRIMITIVE_CAPS = {
-    t[0].upper() + t[1:]: t
-    for t in (
-        "base64Binary boolean canonical code date dateTime decimal id instant integer markdown oid positiveInt "
-        "string time unsignedInt uri url uuid"
-    ).split()
-}
+_PRIMITIVE_TYPES = (
+    *("base64Binary", "boolean", "canonical", "code", "date", "dateTime", "decimal", "id", "instant", "integer"),
+    *("markdown", "oid", "positiveInt", "string", "time", "unsignedInt", "uri", "url", "uuid"),
+)
+_PRIMITIVE_CAPS = {t[0].upper() + t[1:]: t for t in _PRIMITIVE_TYPES}
 
 
 # ------------------------------------------------------------------------------------------------ emitters
@@ -269,9 +265,8 @@ def _emit_token(code: str, value: Any, vtype: str, rows: IndexRows, ctx: _Contex
         _coding_row(tokens, code, value)
     elif vtype == "Identifier":
         _identifier_rows(tokens, code, value)
-    elif vtype == "ContactPoint":
-        if value.get("value") is not None:
-            tokens.append(TokenRow(code, value.get("system"), value.get("value")))
+    elif vtype == "ContactPoint" and value.get("value") is not None:
+        tokens.append(TokenRow(code, value.get("system"), value.get("value")))
 
 
 def _coding_row(tokens: list[TokenRow], code: str, coding: dict) -> None:
@@ -477,8 +472,7 @@ def composite_keys(ptype: str, value: Any, vtype: str, ctx: _Context) -> list[st
         return [s.value for s in rows.strings]
     if ptype == "reference":
         return [
-            f"{r.target_type}/{r.target_id}" if r.target_type else (r.url or r.target_id or "")
-            for r in rows.references
+            f"{r.target_type}/{r.target_id}" if r.target_type else (r.url or r.target_id or "") for r in rows.references
         ]
     if ptype == "uri":
         return [u.uri for u in rows.uris]
@@ -589,9 +583,7 @@ class Indexer:
             if extract.fn is None:
                 continue
             ctx = _Context(param, self._resource_types, self.local_bases)
-            comps = tuple(
-                (c.type, self.compiler.compile(c.expression, rtype, relative=True)) for c in param.components
-            )
+            comps = tuple((c.type, self.compiler.compile(c.expression, rtype, relative=True)) for c in param.components)
             emit = EMITTERS.get(param.type, _emit_nothing)
             plan.params.append(
                 _ParamPlan(code, extract, emit, ctx, comps, extract.root_keys, self._component_keys(param, rtype))
@@ -610,9 +602,7 @@ class Indexer:
         keys = [self.compiler.compile(c.expression, rtype).root_keys for c in param.components]
         return tuple(k for k in keys if k is not None)
 
-    def _compartments(
-        self, plan: _TypePlan, rtype: str, resource: dict, rows: IndexRows
-    ) -> list[CompartmentRow]:
+    def _compartments(self, plan: _TypePlan, rtype: str, resource: dict, rows: IndexRows) -> list[CompartmentRow]:
         out: dict[CompartmentRow, None] = {}
         if plan.self_compartment and isinstance(resource.get("id"), str):
             out[CompartmentRow(rtype, resource["id"])] = None
@@ -664,9 +654,7 @@ def _dedupe(rows: IndexRows) -> None:
 
 _TAG_RE = re.compile(r"<[^>]*>")
 _SPACE_RE = re.compile(r"\s+")
-_SKIP_TEXT_KEYS = frozenset(
-    {"resourceType", "id", "reference", "system", "url", "fullUrl", "div", "data", "profile", "versionId"}
-)
+_SKIP_TEXT_KEYS = frozenset({"resourceType", "id", "meta", "reference", "system", "url", "fullUrl", "data", "profile"})
 
 
 def full_text(resource: dict) -> str:
@@ -680,13 +668,14 @@ def full_text(resource: dict) -> str:
 
 
 def _collect_strings(node: Any, out: list[str]) -> None:
+    """String values, minus identifiers, links and metadata (the narrative is added separately)."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _SKIP_TEXT_KEYS:
                 continue
             if isinstance(value, str):
                 out.append(value)
-            elif isinstance(value, dict | list):
+            elif isinstance(value, list) or (isinstance(value, dict) and key != "text"):
                 _collect_strings(value, out)
     elif isinstance(node, list):
         for value in node:

@@ -19,9 +19,7 @@ from typing import Any
 
 from sharedcare.fhir.fhirpath_compile import CompileError, ElementTypes, parse
 
-PARAM_TYPES = frozenset(
-    {"number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"}
-)
+PARAM_TYPES = frozenset({"number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"})
 ABSTRACT_BASES = ("Resource", "DomainResource")
 COMPARTMENT_TYPES = ("Patient", "Encounter", "RelatedPerson", "Practitioner", "Device")
 
@@ -109,23 +107,25 @@ class SearchParameterRegistry:
         rtypes: dict[str, str] = sp_table["resourceTypes"]
         any_target = tuple(sorted(t for t in rtypes if t != "Parameters"))
         params = [_from_row(row, any_target) for row in sp_table["params"]]
-        params += [
-            SearchParam(code, "special", ("Resource",), None, url, special=True) for code, url in _SYNTHETIC
-        ]
+        params += [SearchParam(code, "special", ("Resource",), None, url, special=True) for code, url in _SYNTHETIC]
         compartments = {
-            comp: {rt: tuple(codes) for rt, codes in per.items()}
-            for comp, per in comp_table["compartments"].items()
+            comp: {rt: tuple(codes) for rt, codes in per.items()} for comp, per in comp_table["compartments"].items()
         }
         return cls(params, rtypes, compartments, ElementTypes.load())
 
     def _add(self, param: SearchParam) -> None:
+        """Index `param` under each base; a parameter it displaces everywhere is dropped from the URL index."""
+        displaced = []
         for base in param.base:
             per = self._by_base.setdefault(base, {})
             old = per.get(param.code)
-            if old is not None and old.url != param.url and self._by_url.get(old.url) is old:
-                if not any(self._by_base.get(b, {}).get(old.code) is old for b in old.base if b != base):
-                    del self._by_url[old.url]
+            if old is not None and old is not param:
+                displaced.append(old)
             per[param.code] = param
+        for old in displaced:
+            still_used = any(self._by_base.get(b, {}).get(old.code) is old for b in old.base)
+            if not still_used and self._by_url.get(old.url) is old:
+                del self._by_url[old.url]
         self._by_url[param.url] = param
 
     # -- lookups
@@ -198,9 +198,7 @@ class SearchParameterRegistry:
         base = tuple(sp.get("base") or ())
         unknown = [b for b in base if b not in self.resource_types and b not in ABSTRACT_BASES]
         if not base or unknown:
-            raise ValueError(
-                f"SearchParameter.base must list resource types (unknown: {unknown or 'none given'})"
-            )
+            raise ValueError(f"SearchParameter.base must list resource types (unknown: {unknown or 'none given'})")
         expression = sp.get("expression")
         if ptype != "special" and not expression:
             raise ValueError("SearchParameter.expression is required")
