@@ -54,7 +54,8 @@ def free_port() -> int:
 
 def serve(db: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([str(ROOT / ".venv/bin/sharedcare"), "serve", "--db", db, "--port", str(port)])
+    cmd = [str(ROOT / ".venv/bin/sharedcare"), "serve", "--db", db, "--port", str(port), "--dev-open"]  # no tokens
+    proc = subprocess.Popen(cmd)
     base = f"http://127.0.0.1:{port}/fhir"
     for _ in range(200):
         try:

@@ -15,6 +15,7 @@ from sharedcare.app import Server, build
 from sharedcare.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+pytest_plugins = ["support.security"]  # secure_server / secure_client: servers with authentication on
 BACKENDS = [b for b in os.environ.get("SHAREDCARE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
 
@@ -44,7 +45,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
         _reset_postgres(url)
     else:
         url = f"sqlite:///{tmp_path / 'test.db'}"
-    srv = build(Settings(db=url))
+    srv = build(Settings(db=url, auth_required=False))  # the open development mode: API tests need no tokens
     try:
         yield srv
     finally:

@@ -10,6 +10,8 @@ from pathlib import Path
 from starlette.applications import Starlette
 
 from sharedcare.api.asgi import build_asgi
+from sharedcare.auth.wiring import Security, build_security
+from sharedcare.bulk.wiring import BulkData, build_bulk
 from sharedcare.bundles import BundleProcessor
 from sharedcare.capability import OperationInfo, SearchParamInfo, capability_handler, capability_statement
 from sharedcare.errors import InvalidRequest
@@ -17,19 +19,29 @@ from sharedcare.fhir import structures
 from sharedcare.fhir.indexing import Indexer
 from sharedcare.fhir.search_parameters import SearchParameterRegistry
 from sharedcare.fhir.validation import Validator
+from sharedcare.matching.service import MatchService
+from sharedcare.matching.weights import load_weights
+from sharedcare.operations.bulk_data import BULK_OPERATIONS
+from sharedcare.operations.mpi_registry import MPI_OPERATIONS, mpi_handlers
+from sharedcare.operations.reindex import reindex_operation
 from sharedcare.operations.validate import DEFINITION as VALIDATE_DEFINITION
 from sharedcare.operations.validate import validate_operation
+from sharedcare.resilience.runtime import Operations, build_operations
 from sharedcare.router import Router, RouterConfig
 from sharedcare.search.handler import SearchHandler
 from sharedcare.service.repository import Repository
 from sharedcare.settings import Settings
+from sharedcare.store.migrations import migrate
+from sharedcare.store.mpi import MpiStore
 from sharedcare.store.postgres import PostgresStore
+from sharedcare.store.reindex import Reindexer
 from sharedcare.store.searchsql import ConditionCompiler
 from sharedcare.store.sqlite import SQLiteStore
 from sharedcare.store.sqlstore import SqlStore
 from sharedcare.types import FhirRequest, FhirResponse
+from sharedcare.web import web_for
 
-OPERATIONS = (OperationInfo("validate", VALIDATE_DEFINITION, ("type", "instance")),)
+OPERATIONS = (OperationInfo("validate", VALIDATE_DEFINITION, ("type", "instance")), *MPI_OPERATIONS, *BULK_OPERATIONS)
 
 
 @dataclass
@@ -41,11 +53,26 @@ class Server:
     repo: Repository
     router: Router
     asgi: Starlette
+    ops: Operations | None = None  # metrics, readiness, change feed, replica follower, Subscription dispatcher
+    bulk: BulkData | None = None  # $export / $import jobs
+    security: Security | None = None  # authentication, access policy, audit trail
+    reindexer: Reindexer | None = None  # reindex jobs of posted SearchParameters
 
     def handle(self, req: FhirRequest) -> FhirResponse:
+        """In process (CLI, tests): through the security boundary, as the server itself unless req.actor is set."""
+        if self.security is not None and self.security.boundary is not None:
+            return self.security.boundary.handle(req)
         return self.router.handle(req)
 
     def close(self) -> None:
+        if self.reindexer is not None:
+            self.reindexer.stop()
+        if self.security is not None:
+            self.security.close()
+        if self.bulk is not None:
+            self.bulk.close()
+        if self.ops is not None:
+            self.ops.stop()
         self.store.close()
 
 
@@ -66,8 +93,19 @@ def open_store(url: str, registry: SearchParameterRegistry, settings: Settings) 
 def build(settings: Settings) -> Server:
     registry = SearchParameterRegistry.load()
     store = open_store(settings.db, registry, settings)
+    if settings.auto_migrate:
+        migrate(store)
     types = structures.resource_types()
     repo = Repository(store, Validator(), Indexer(registry), validate=settings.validate_writes)
+    security = build_security(settings, store, repo, types)
+    mpi = MpiStore(store)
+    mpi.ensure_schema()
+    weights = load_weights(settings.match_weights or None).with_thresholds(settings.match_upper, settings.match_lower)
+    matcher = MatchService(repo, mpi, weights)
+    repo.write_hooks.append(matcher.hook)
+    reindexer = Reindexer(store, registry, repo.indexer)  # custom SearchParameters (issue 3)
+    repo.write_hooks.append(reindexer.hook)
+    store.conditions.set_not_ready(reindexer.not_ready)
     config = RouterConfig(types, settings.default_page_size, settings.max_page_size)
     published = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -75,22 +113,34 @@ def build(settings: Settings) -> Server:
         return [SearchParamInfo(p.code, p.type, p.url) for p in registry.params_for(rtype).values()]
 
     def capability(base: str) -> bytes:
-        return capability_statement(types, param_infos, OPERATIONS, base_url=base, published=published)
+        return security.capability(
+            base, capability_statement(types, param_infos, OPERATIONS, base_url=base, published=published)
+        )
 
     defs = structures.definitions()
     route_holder: list[Callable[[FhirRequest], FhirResponse]] = []
+    bulk = build_bulk(settings, store, repo, lambda r: route_holder[0](r), registry, types)
     router = Router(
         repo,
         config,
         capability=capability_handler(capability),
         bundles=BundleProcessor(repo, lambda r: route_holder[0](r), types),
-        search=SearchHandler(store, registry, config),
-        operations={"$validate": validate_operation(repo)},
+        search=SearchHandler(store, registry, config, not_ready=reindexer.not_ready),
+        operations={"$validate": validate_operation(repo), **mpi_handlers(matcher, repo, config), **bulk.operations,
+                    "$reindex": reindex_operation(reindexer)},
         summary_elements=defs.summary_elements,
         mandatory_elements=defs.mandatory_elements,
     )
-    route_holder.append(router.handle)
+    boundary = security.bind(router.handle)
+    route_holder.append(boundary.handle_nested)
+    ops = build_operations(settings, store, repo.indexer)
     asgi = build_asgi(
-        router.handle, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth
+        boundary.handle_http,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+        extra_routes=[*ops.routes(), *bulk.routes, *security.routes, *web_for(security, boundary.handle).routes()],
+        middleware=[*ops.middleware(), *security.middleware],
+        lifespan=ops.lifespan,
     )
-    return Server(settings, store, repo, router, asgi)
+    reindexer.start()
+    return Server(settings, store, repo, router, asgi, ops, bulk, security, reindexer)

@@ -67,3 +67,29 @@ def get(path: str, db: str | None) -> None:
 
 
 # --- commands defined in their own modules, registered here (one line each) ------------------------------------
+from sharedcare.resilience import commands as resilience  # noqa: E402
+
+main.add_command(resilience.check)
+main.add_command(resilience.backup)
+main.add_command(resilience.restore)
+main.add_command(resilience.migrate)
+main.add_command(resilience.replica)
+from sharedcare.generate import cli as generate_cli  # noqa: E402
+
+main.add_command(generate_cli.generate)
+main.add_command(generate_cli.demo)
+from sharedcare.bulk import cli as bulk_cli  # noqa: E402
+
+main.add_command(bulk_cli.import_command)
+main.add_command(bulk_cli.export_command)
+from sharedcare.auth import cli as security_cli  # noqa: E402
+
+security_cli.add_dev_open(serve)
+main.add_command(security_cli.client)
+main.add_command(security_cli.user)
+main.add_command(security_cli.token)
+main.add_command(security_cli.keys)
+main.add_command(security_cli.audit)
+from sharedcare.matching import cli as matching_cli  # noqa: E402
+
+main.add_command(matching_cli.mpi)

@@ -55,6 +55,7 @@ class FhirRequest:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     base_url: str = ""
     parsed: Any = None  # the body already parsed as JSON by the edge, so it is parsed once
+    actor: Any = None  # the authenticated caller (`sharedcare.access.actor.Actor`), set by the API edge
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

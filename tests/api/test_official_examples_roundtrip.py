@@ -28,6 +28,10 @@ def test_every_official_example_round_trips(client: TestClient) -> None:
             r = client.put(f"/fhir/{rtype}/{rid}", json=original, headers={"content-type": "application/fhir+json"})
         else:
             r = client.post(f"/fhir/{rtype}", json=original, headers={"content-type": "application/fhir+json"})
+        if rtype == "AuditEvent":  # the audit trail's own; the API never writes them (issue 7)
+            assert r.status_code == 405, f"{path.name}: {r.status_code}"
+            accepted += 1
+            continue
         if r.status_code >= 400:
             assert r.status_code < 500, f"{path.name}: {r.text}"
             rejected.append(path.name)

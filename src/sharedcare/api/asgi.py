@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from sharedcare.api.negotiation import check_accept, check_content_type
 from sharedcare.errors import FhirError, InvalidRequest, PayloadTooLarge
@@ -25,7 +27,13 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 def build_asgi(
-    route: Callable[[FhirRequest], FhirResponse], *, max_body_bytes: int, max_json_depth: int
+    route: Callable[[FhirRequest], FhirResponse],
+    *,
+    max_body_bytes: int,
+    max_json_depth: int,
+    extra_routes: Sequence[BaseRoute] = (),
+    middleware: Sequence[Middleware] = (),
+    lifespan: Any = None,
 ) -> Starlette:
     async def fhir(request: Request) -> Response:
         try:
@@ -42,11 +50,12 @@ def build_asgi(
         return RedirectResponse("/fhir/metadata")
 
     routes = [
+        *extra_routes,  # ops endpoints and the change feed, ahead of the /fhir catch-all
         Route("/", root, methods=["GET"]),
         Route("/fhir", fhir, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/fhir/{rest:path}", fhir, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=list(middleware), lifespan=lifespan)
 
 
 async def to_fhir_request(request: Request, max_body: int, max_depth: int) -> FhirRequest:
@@ -65,13 +74,25 @@ async def to_fhir_request(request: Request, max_body: int, max_depth: int) -> Fh
                 raise PayloadTooLarge(f"The body exceeds the limit of {max_body} bytes")
             chunks.append(chunk)
         body = b"".join(chunks)
-        if body:
+        if body and _is_form_search(request, headers):
+            pass  # POST [base]/[type]/_search: a form body of search parameters, read by the search handler
+        elif body:
             check_content_type(request.method, headers.get("content-type"))
             parsed = parse_checked(body, max_depth)
     rest = request.path_params.get("rest", "")
     path = [seg for seg in rest.split("/") if seg]
     base = f"{request.url.scheme}://{request.url.netloc}/fhir"
-    return FhirRequest(request.method, path, query, body, headers, base, parsed)
+    return FhirRequest(request.method, path, query, body, headers, base, parsed, request.scope.get("sharedcare.actor"))
+
+
+def _is_form_search(request: Request, headers: dict[str, str]) -> bool:
+    """POST `_search` with application/x-www-form-urlencoded (http://hl7.org/fhir/R4/http.html#search)."""
+    ctype = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    return (
+        request.method == "POST"
+        and ctype == "application/x-www-form-urlencoded"
+        and request.path_params.get("rest", "").rstrip("/").endswith("_search")
+    )
 
 
 def parse_checked(body: bytes, max_depth: int) -> object:

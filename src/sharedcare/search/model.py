@@ -13,7 +13,6 @@ result parameters, and what was applied or left out. Criteria are a small tree:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -232,7 +231,3 @@ class SearchResult:
 
 class SearchStore(Protocol):
     def search_page(self, request: SearchRequest, position: PagePosition | None) -> SearchResult: ...
-
-
-def stored_types(matches: Sequence[Match]) -> set[str]:
-    return {m.resource.type for m in matches}

@@ -8,9 +8,8 @@ Unknown or unsupported parameters are never silently dropped: they become issues
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -45,13 +44,6 @@ from sharedcare.search.model import (
 from sharedcare.types import Issue
 
 
-class Param(Protocol):
-    code: str
-    type: str
-    target: tuple[str, ...]
-    components: Any
-
-
 class Registry(Protocol):
     resource_types: Mapping[str, str]
 
@@ -71,6 +63,10 @@ UNSUPPORTED = {
     "_contained": "searching contained resources (_contained) is not supported",
     "_containedType": "_containedType is not supported",
 }
+TEXT_NOTE = (
+    "_text was matched against each resource's narrative together with its other text: the full-text index "
+    "does not keep the narrative apart, so _text behaves like _content"
+)
 SUMMARY_MODES = ("true", "false", "text", "data", "count")
 TOTAL_MODES = ("none", "estimate", "accurate")
 MODIFIERS = {
@@ -112,6 +108,7 @@ class ParseOptions:
     max_count: int = 1000
     strict: bool = False
     base_url: str = ""  # this server's FHIR base: absolute references to it are local
+    not_ready: Callable[[Any], str | None] | None = None  # why a (custom) parameter cannot be searched yet
 
 
 class QueryParser:
@@ -129,10 +126,12 @@ class QueryParser:
         if rtype is None and any(k == "_type" for k, _ in query) and types:
             req.applied.append(("_type", ",".join(types)))
         for name, value in query:
-            if name in IGNORED or name == "_type":
+            if name in IGNORED or (name == "_type" and rtype is None):
                 continue
             base = name.split(":", 1)[0]
             try:
+                if name == "_type":
+                    raise Unsupported("_type applies to system search ([base]?_type=...), not to a type's search")
                 if base in UNSUPPORTED and not (base == "_contained" and value == "false"):
                     raise Unsupported(UNSUPPORTED[base])
                 if base in RESULT_PARAMS:
@@ -143,6 +142,8 @@ class QueryParser:
                     crit = self.criterion(types, name, value)
                     req.criteria = (*req.criteria, crit)
                     req.applied.append((name, value))
+                    if base == "_text":
+                        req.issues.append(Issue("information", "informational", TEXT_NOTE))
             except Unsupported as exc:
                 self._report(req, exc)
         return req
@@ -222,6 +223,7 @@ class QueryParser:
             p = self.registry.get(t, code)
             if p is None or (ptype is not None and p.type != ptype):
                 raise Unsupported(f"Cannot sort by '{code}': not a search parameter of {t}")
+            self._check_ready(p)
             ptype = p.type
         if ptype not in SORTABLE:
             raise Unsupported(f"Sorting by '{code}' ({ptype} parameter) is not supported")
@@ -240,7 +242,10 @@ class QueryParser:
         source, code = parts[0], parts[1]
         target = parts[2] if len(parts) == 3 else None
         found: list[Include] = []
-        sources = sorted(self.resource_types) if source == "*" else [source]
+        if source == "*":
+            sources = sorted(self.resource_types) if reverse or req.types is None else list(req.types)
+        else:
+            sources = [source]
         if source != "*" and source not in self.resource_types:
             raise Unsupported(f"{base}={value}: unknown resource type '{source}'")
         if target is not None and target not in self.resource_types:
@@ -250,12 +255,15 @@ class QueryParser:
         for src in sources:
             params = self.registry.params_for(src)
             if code == "*":
+                wanted = set(req.types or ()) if reverse else set()
                 found += [Include(src, c, target, iterate, reverse) for c, p in params.items()
-                          if p.type == "reference" and not c.startswith("_")]
+                          if p.type == "reference" and not c.startswith("_")
+                          and (not wanted or not p.target or wanted & set(p.target))]
             else:
                 p = params.get(code)
                 if p is None or p.type != "reference":
                     raise Unsupported(f"{base}={value}: '{code}' is not a reference parameter of {src}")
+                self._check_ready(p)
                 found.append(Include(src, code, target, iterate, reverse))
         if reverse:
             req.revincludes = (*req.revincludes, *found)
@@ -293,7 +301,8 @@ class QueryParser:
             return self._special(rtype, code, modifier, value, name)
         param = self._param(rtype, code)
         if param is None:
-            raise Unsupported(f"Unknown search parameter '{code}' for {where}", "not-found")
+            raise Unsupported(f"Unknown search parameter '{code}' for {where}")
+        self._check_ready(param)
         if dot:
             return self._chain(rtype, param, modifier, tail, value, name, depth)
         ptype = param.type
@@ -317,6 +326,12 @@ class QueryParser:
             return Filter(code, ptype, modifier, values, comps)
         values = tuple(self.value(ptype, modifier, v, name, param) for v in split_or(value))
         return Filter(code, ptype, modifier, values)
+
+    def _check_ready(self, param: Any) -> None:
+        if self.options.not_ready is not None and getattr(param, "custom", False):
+            reason = self.options.not_ready(param)
+            if reason:
+                raise Unsupported(reason, "incomplete")
 
     def _special(self, rtype: str | None, code: str, modifier: str, value: str, name: str) -> Criterion:
         if modifier == "missing" and code in ("_id", "_lastUpdated"):
@@ -529,17 +544,3 @@ def _non_negative(name: str, raw: str) -> int:
     if not raw.isdigit():
         raise InvalidRequest(f"{name} must be a non-negative integer, got '{raw}'")
     return int(raw)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def iter_filters(criteria: Iterable[Criterion]) -> Iterable[Filter]:
-    for c in criteria:
-        if isinstance(c, Filter):
-            yield c
-        elif isinstance(c, Chain):
-            yield from iter_filters(inner for _, inner in c.targets)
-        elif isinstance(c, Has):
-            yield from iter_filters([c.inner])

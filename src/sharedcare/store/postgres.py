@@ -24,8 +24,12 @@ class PostgresStore(SqlStore):
         self, url: str, conditions: ConditionCompiler, *, min_size: int = 2, max_size: int = 16
     ) -> None:
         super().__init__(conditions)
-        self.pool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=True, kwargs={"autocommit": False}
+        self.pool = ConnectionPool(  # acknowledged means flushed to disk, whatever the server's default
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=True,
+            kwargs={"autocommit": False, "options": "-c synchronous_commit=on"},
         )
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(7426001)")  # one schema creator at a time

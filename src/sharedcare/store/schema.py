@@ -29,22 +29,30 @@ class Dialect:
 SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY", "BLOB", "REAL", "?")
 POSTGRES = Dialect("postgresql", "BIGSERIAL PRIMARY KEY", "BYTEA", "DOUBLE PRECISION", "%s")
 
-# (table, columns after rid/type, indexes as column lists)
+# (table, columns after rid/type, indexes as column lists). Each search index ends with `rid`, so the subquery
+# that drives a search (`SELECT rid FROM idx_... WHERE type = ? AND param = ? AND ...`) and its counts are answered
+# from the index alone, without a table lookup per row (see store/searchsql.py).
 INDEX_TABLES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
-    "idx_string": (("param", "value", "exact"), (("type", "param", "value"),)),
+    "idx_string": (("param", "value", "exact"), (("type", "param", "value", "rid"),)),
     "idx_token": (
         ("param", "system", "code", "text"),
-        (("type", "param", "code", "system"), ("type", "param", "system")),
+        (("type", "param", "code", "system", "rid"), ("type", "param", "system", "rid")),
     ),
     "idx_reference": (
         ("param", "target_type", "target_id", "url"),
-        (("target_id", "target_type", "param", "type"), ("type", "param", "url")),
+        (("target_id", "target_type", "param", "type", "rid"), ("type", "param", "url", "rid")),
     ),
-    "idx_date": (("param", "low", "high"), (("type", "param", "low"), ("type", "param", "high"))),
-    "idx_number": (("param", "low", "high"), (("type", "param", "low"),)),
-    "idx_quantity": (("param", "system", "code", "unit", "low", "high"), (("type", "param", "code", "low"),)),
-    "idx_uri": (("param", "uri"), (("type", "param", "uri"),)),
-    "idx_composite": (("param", "c1", "c2", "c3"), (("type", "param", "c1", "c2"),)),
+    "idx_date": (
+        ("param", "low", "high"),
+        (("type", "param", "low", "high", "rid"), ("type", "param", "high", "low", "rid")),
+    ),
+    "idx_number": (("param", "low", "high"), (("type", "param", "low", "high", "rid"),)),
+    "idx_quantity": (
+        ("param", "system", "code", "unit", "low", "high"),
+        (("type", "param", "code", "low", "high", "rid"),),
+    ),
+    "idx_uri": (("param", "uri"), (("type", "param", "uri", "rid"),)),
+    "idx_composite": (("param", "c1", "c2", "c3"), (("type", "param", "c1", "c2", "rid"),)),
 }
 NUMERIC_COLUMNS = {
     ("idx_number", "low"),
@@ -84,4 +92,29 @@ def ddl(d: Dialect) -> list[str]:
         stmts.append(f"CREATE INDEX IF NOT EXISTS {table}_rid ON {table} (rid)")
         for n, idx in enumerate(indexes):
             stmts.append(f"CREATE INDEX IF NOT EXISTS {table}_{n} ON {table} ({', '.join(idx)})")
-    return stmts
+    return stmts + search_ddl(d)
+
+
+def search_ddl(d: Dialect) -> list[str]:
+    """What the search engine adds: a covering index for type scans in key order, and full-text search.
+
+    SQLite: an FTS5 table without its own copy of the text (`content=''`), fed from `fulltext_rows` by triggers
+    (a row is removed from FTS5 by replaying its old text, which is how contentless tables delete).
+    PostgreSQL: a GIN index over `to_tsvector('simple', content)`, plus a pattern index for string prefixes.
+    """
+    stmts = ["CREATE INDEX IF NOT EXISTS resources_type_live ON resources (type, deleted, rid)"]
+    if d.name == "postgresql":
+        return stmts + [
+            "CREATE INDEX IF NOT EXISTS fulltext_rows_tsv ON fulltext_rows "
+            "USING GIN (to_tsvector('simple'::regconfig, content))",
+            "CREATE INDEX IF NOT EXISTS idx_string_prefix ON idx_string (type, param, value text_pattern_ops)",
+            "CREATE INDEX IF NOT EXISTS idx_token_text ON idx_token (type, param, text text_pattern_ops)",
+        ]
+    return stmts + [
+        "CREATE VIRTUAL TABLE IF NOT EXISTS fulltext_fts USING fts5(content, content='', "
+        "tokenize='unicode61 remove_diacritics 2')",
+        """CREATE TRIGGER IF NOT EXISTS fulltext_rows_ai AFTER INSERT ON fulltext_rows BEGIN
+            INSERT INTO fulltext_fts (rowid, content) VALUES (new.rid, new.content); END""",
+        """CREATE TRIGGER IF NOT EXISTS fulltext_rows_ad AFTER DELETE ON fulltext_rows BEGIN
+            INSERT INTO fulltext_fts (fulltext_fts, rowid, content) VALUES ('delete', old.rid, old.content); END""",
+    ]

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sharedcare.fhir.index_rows import IndexRows
+from sharedcare.search.model import PagePosition, SearchRequest, SearchResult
 from sharedcare.store.base import HistoryPage, HistoryQuery
 from sharedcare.store.schema import INDEX_TABLES, Dialect, ddl
+from sharedcare.store.search_exec import Restrict, run_search
 from sharedcare.store.searchsql import ConditionCompiler
 from sharedcare.types import StoredResource
 
@@ -190,7 +192,7 @@ class SqlStore:
             return self.search_ids_on(cur, type, params, limit)
 
     def search_ids_on(self, cur: Any, type: str, params: Sequence[tuple[str, str]], limit: int) -> list[str]:
-        where, args = self.conditions.compile(type, params)
+        where, args = self.conditions.compile(type, params, self.dialect)
         sql = f"SELECT r.id FROM resources r WHERE r.type = ? AND r.deleted = {self._false()}"
         if where:
             sql += " AND " + where
@@ -198,33 +200,12 @@ class SqlStore:
         return [row[0] for row in cur.fetchall()]
 
     def search_page(
-        self,
-        type: str,
-        params: Sequence[tuple[str, str]],
-        count: int,
-        offset: int,
-        compartment: str | None = None,
-    ) -> tuple[list[StoredResource], int]:
-        """A page of current resources matching `params`, in insertion order, and the total that match."""
-        where, args = self.conditions.compile(type, params)
-        cond = f"r.type = ? AND r.deleted = {self._false()}" + (f" AND {where}" if where else "")
-        args = [type, *args]
-        if compartment:
-            comp_type, _, comp_id = compartment.partition("/")
-            cond += " AND EXISTS (SELECT 1 FROM compartment c WHERE c.rid = r.rid AND c.comp_type = ? AND c.comp_id = ?)"
-            args += [comp_type, comp_id]
+        self, request: SearchRequest, position: PagePosition | None, restrict: Restrict | None = None
+    ) -> SearchResult:
+        """One page of a search, its total if asked, and its includes, from one consistent read; `restrict`
+        (alias -> SQL condition) is ANDed into matches, counts and includes (see `search_exec.Restrict`)."""
         with self.reading() as cur:
-            cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM resources r WHERE {cond}"), args)
-            total = int(cur.fetchone()[0])
-            cur.execute(
-                self.dialect.sql(
-                    "SELECT r.id, v.version, v.last_updated, v.body, v.method FROM resources r "
-                    f"JOIN versions v ON v.seq = r.seq WHERE {cond} ORDER BY r.rid LIMIT ? OFFSET ?"
-                ),
-                [*args, count, offset],
-            )
-            rows = cur.fetchall()
-        return [StoredResource(type, r[0], r[1], r[2], _bytes(r[3]), r[4]) for r in rows], total
+            return run_search(cur, self.dialect, request, position, restrict)
 
     # --- writes -----------------------------------------------------------------------------------
     def transact(self, work: Callable[[SqlTxn], T]) -> T:

@@ -1,0 +1,325 @@
+"""Matching quality and cost against ground truth.
+
+    .venv/bin/python bench/matching_bench.py --generate 50000 --seed 5        # the region generator, 50k people
+    .venv/bin/python bench/matching_bench.py --region /tmp/region             # an existing `sharedcare generate` output
+    .venv/bin/python bench/matching_bench.py --synthetic 20000                # bench/matching_synth.py instead
+
+Reports, on pairs of source records (two records of one person = one true pair):
+1. batch: link precision and recall, review-queue size, time of the pure batch match (`link_all`);
+2. store: the first --store-records Patients written one by one through the repository on SQLite with matching
+   on (the write hook), the hook's cost per Patient (mean, median, p95), and precision/recall of that incremental
+   linking; then a full re-link of the store (`relink`) timed, and extrapolated linearly to 100k records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sharedcare.matching.features import extract  # noqa: E402
+from sharedcare.matching.relink import link_all, relink  # noqa: E402
+from sharedcare.matching.weights import load_weights  # noqa: E402
+
+
+def load_region(root: Path) -> tuple[list[dict], dict[str, str]]:
+    patients = []
+    for path in sorted(root.glob("ndjson/*/Patient.ndjson")):
+        with open(path, "rb") as f:
+            patients += [orjson.loads(line) for line in f if line.strip()]
+    with open(root / "ground_truth.csv", newline="") as f:
+        truth = {row["patient_id"]: row["person_key"] for row in csv.DictReader(f)}
+    return patients, truth
+
+
+def corrupt(patients: list[dict], missing: float, typos: float, seed: int) -> str:
+    """Bring a region up to the issue's error rates: `missing` of records without an NHS number (removing more
+    numbers at random), and `typos` of records with one typo (a first name or surname letter, a date digit or a
+    day/month swap, an NHS number digit with the check digit recomputed, or a postcode letter). A mistyped NHS
+    number loses its verified status: a PDS-traced number is the right one. Ground truth is unchanged."""
+    import random
+
+    from sharedcare.fhir.nhs_number import NHS_NUMBER_SYSTEM
+
+    rng = random.Random(seed)
+    has = [p for p in patients if any(i.get("system") == NHS_NUMBER_SYSTEM for i in p.get("identifier", []))]
+    without = 1 - len(has) / len(patients)
+    drop = max(0.0, (missing - without) / (1 - without)) if without < 1 else 0.0
+    dropped = typoed = 0
+    for p in has:
+        if rng.random() < drop:
+            p["identifier"] = [i for i in p["identifier"] if i.get("system") != NHS_NUMBER_SYSTEM]
+            dropped += 1
+    for p in patients:
+        if rng.random() < typos:
+            _typo(p, rng)
+            typoed += 1
+    now = sum(1 for p in patients if not any(i.get("system") == NHS_NUMBER_SYSTEM for i in p.get("identifier", [])))
+    return f"corrupted: {now / len(patients):.1%} without NHS number ({dropped:,} removed), {typoed:,} typos"
+
+
+def _typo(p: dict, rng) -> None:  # type: ignore[no-untyped-def]
+    from sharedcare.generate.nhs_numbers import check_digit
+
+    def letter(text: str) -> str:
+        i = rng.randrange(len(text))
+        return text[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + text[i + 1 :] if len(text) > 1 else text
+
+    what = rng.choice(["given", "family", "dob", "nhs", "postcode"])
+    name = (p.get("name") or [{}])[0]
+    nhs = next((i for i in p.get("identifier", []) if i.get("system") == "https://fhir.nhs.uk/Id/nhs-number"), None)
+    if what == "given" and name.get("given"):
+        name["given"][0] = letter(name["given"][0])
+    elif what == "family" and name.get("family"):
+        name["family"] = letter(name["family"])
+    elif what == "dob" and p.get("birthDate"):
+        y, m, d = p["birthDate"].split("-")
+        if rng.random() < 0.5 and int(d) <= 12:
+            p["birthDate"] = f"{y}-{d}-{m}"
+        else:
+            p["birthDate"] = f"{y[:3]}{(int(y[3]) + 1) % 10}-{m}-{d}"
+    elif what == "nhs" and nhs:
+        for _ in range(20):
+            stem = list(nhs["value"][:9])
+            k = rng.randrange(3, 9)
+            stem[k] = str((int(stem[k]) + rng.randrange(1, 10)) % 10)
+            check = check_digit("".join(stem))
+            if check is not None:
+                nhs["value"] = "".join(stem) + str(check)
+                nhs.pop("extension", None)
+                break
+    elif what == "postcode":
+        for addr in p.get("address", []):
+            if addr.get("postalCode"):
+                addr["postalCode"] = addr["postalCode"][:-1] + rng.choice("ABDEFGHJLNPQRSTUWXYZ")
+                break
+
+
+def true_pairs(ids: Sequence[str], truth: dict[str, str]) -> set[tuple[str, str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for pid in ids:
+        groups[truth[pid]].append(pid)
+    return _pairs(groups.values())
+
+
+def _pairs(groups) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    out = set()
+    for members in groups:
+        members = sorted(members)
+        out.update((a, b) for i, a in enumerate(members) for b in members[i + 1 :])
+    return out
+
+
+def quality(predicted: dict[str, str], truth: dict[str, str]) -> tuple[float, float, int, int]:
+    """(precision, recall, predicted pairs, true pairs) of a patient -> group assignment."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for pid, group in predicted.items():
+        groups[group].append(pid)
+    pred = _pairs(groups.values())
+    true = true_pairs(list(predicted), truth)
+    tp = len(pred & true)
+    return (tp / len(pred) if pred else 1.0), (tp / len(true) if true else 1.0), len(pred), len(true)
+
+
+def batch(patients: list[dict], truth: dict[str, str]) -> None:
+    weights = load_weights()
+    start = time.perf_counter()
+    records = [extract(p) for p in patients]
+    result, pairs = link_all(records, weights)
+    seconds = time.perf_counter() - start
+    predicted = {r.patient_id: str(result.labels[i]) for i, r in enumerate(records)}
+    p, r, npred, ntrue = quality(predicted, truth)
+    queue = len(result.review)
+    print(f"batch: {len(records):,} records, {pairs:,} candidate pairs, {seconds:.1f}s")
+    print(f"  precision {p:.5f}  recall {r:.5f}  ({npred:,} linked pairs, {ntrue:,} true pairs)")
+    print(f"  review queue {queue:,} items = {queue / len(records):.2%} of records")
+    _explain_errors(records, result.labels, truth, weights)
+
+
+def _explain_errors(records, labels, truth, weights, show: int = 6) -> None:  # type: ignore[no-untyped-def]
+    from sharedcare.matching.compare import describe
+    from sharedcare.matching.rules import decide
+
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    false_links = [
+        (i, j)
+        for m in by_label.values()
+        for x, i in enumerate(m)
+        for j in m[x + 1 :]
+        if truth[records[i].patient_id] != truth[records[j].patient_id]
+    ]
+    for i, j in false_links[:show]:
+        d = decide(records[i], records[j], weights)
+        print(f"  false link: {d.outcome} {d.weight:.1f} {describe(d.vector)}")
+
+
+def store(patients: list[dict], truth: dict[str, str], limit: int) -> None:
+    from sharedcare.app import build
+    from sharedcare.settings import Settings
+
+    subset = patients[:limit]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(db=f"sqlite:///{tmp}/bench.db", validate_writes=False, sqlite_synchronous="NORMAL")
+        server = build(settings)
+        position = _hook_position(server)
+        matcher_hook = server.repo.write_hooks[position]
+        costs: list[float] = []
+
+        def timed(txn, stored, resource) -> None:  # type: ignore[no-untyped-def]
+            if stored.type != "Patient":
+                return matcher_hook(txn, stored, resource)
+            writes.append(0.0)
+            t = time.perf_counter()
+            matcher_hook(txn, stored, resource)
+            costs.append(time.perf_counter() - t)
+            return None
+
+        server.repo.write_hooks[position] = timed
+        matcher = matcher_hook.__self__
+        writes = _time_resource_writes(matcher)
+        start = time.perf_counter()
+        for p in subset:
+            server.repo.update("Patient", p["id"], p)
+        load = time.perf_counter() - start
+        ms = sorted(c * 1000 for c in costs)
+        decision = sorted((c - w) * 1000 for c, w in zip(costs, writes, strict=True))
+        print(f"store (SQLite): {len(subset):,} Patients written one at a time in {load:.1f}s")
+        print(
+            f"  matching hook per Patient, all in: mean {statistics.mean(ms):.2f} ms, median {ms[len(ms) // 2]:.2f} "
+            f"ms, p95 {ms[int(len(ms) * 0.95)]:.2f} ms"
+        )
+        print(
+            f"  of which the match decision (features, blocking, candidates, scoring, MPI tables): mean "
+            f"{statistics.mean(decision):.2f} ms, median {decision[len(decision) // 2]:.2f} ms, p95 "
+            f"{decision[int(len(decision) * 0.95)]:.2f} ms; the rest writes Person/Task resources through the "
+            "normal FHIR write path (stamp, index, other write hooks)"
+        )
+        incremental = _assignment(matcher)
+        p, r, _, _ = quality(incremental, truth)
+        with matcher.mpi.reading() as sql:
+            queue = sql.count_open_reviews()
+        print(f"  incremental: precision {p:.5f} recall {r:.5f} review queue {queue:,} ({queue / len(subset):.2%})")
+        server.repo.write_hooks[position] = matcher_hook
+        report = relink(matcher)
+        total = sum(report.timings.values())
+        print(
+            f"  full re-link: {report.records:,} records in {total:.1f}s "
+            f"({', '.join(f'{k} {v:.1f}s' for k, v in report.timings.items())}); "
+            f"{report.persons_written:,} Persons rewritten, {report.reviews_opened} reviews opened, "
+            f"{report.reviews_cancelled} cancelled"
+        )
+        print(f"  extrapolated to 100,000 records: {total * 100_000 / max(report.records, 1):.0f}s (linear)")
+        p, r, _, _ = quality(_assignment(matcher), truth)
+        with matcher.mpi.reading() as sql:
+            queue = sql.count_open_reviews()
+        print(f"  after re-link: precision {p:.5f} recall {r:.5f} review queue {queue:,} ({queue / len(subset):.2%})")
+        server.close()
+
+
+def _time_resource_writes(matcher) -> list[float]:  # type: ignore[no-untyped-def]
+    """Per Patient, the time the matcher spent writing FHIR resources (Person, Task) rather than deciding."""
+    spent: list[float] = []
+    inner = matcher.repo.save_in
+
+    def save_in(txn, type, id, resource, version, method):  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        try:
+            return inner(txn, type, id, resource, version, method)
+        finally:
+            if type != "Patient" and spent:
+                spent[-1] += time.perf_counter() - t
+
+    matcher.repo.save_in = save_in
+    return spent
+
+
+def bulk_relink(root: Path) -> None:
+    """The worst case for a re-link: a whole region bulk-loaded with matching off, then linked from nothing."""
+    from sharedcare.app import build
+    from sharedcare.bulk.loader import ImportOptions
+    from sharedcare.bulk.service import loader_for
+    from sharedcare.bulk.sources import discover
+    from sharedcare.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = build(Settings(db=f"sqlite:///{tmp}/bulk.db", validate_writes=False, sqlite_synchronous="NORMAL"))
+        position = _hook_position(server)
+        matcher_hook = server.repo.write_hooks.pop(position)
+        sources, _ = discover(sorted(root.glob("ndjson/*/Patient.ndjson")))
+        start = time.perf_counter()
+        stats = loader_for(server, ImportOptions()).run(sources)
+        print(f"bulk load with matching off: {stats.written:,} Patients in {time.perf_counter() - start:.1f}s")
+        server.repo.write_hooks.insert(position, matcher_hook)
+        report = relink(matcher_hook.__self__)
+        total = sum(report.timings.values())
+        print(
+            f"  full re-link from nothing: {report.records:,} records in {total:.1f}s "
+            f"({', '.join(f'{k} {v:.1f}s' for k, v in report.timings.items())}); "
+            f"{report.persons_written:,} Person resources written, {report.reviews_opened} reviews opened"
+        )
+        print(f"  extrapolated to 100,000 records: {total * 100_000 / max(report.records, 1):.0f}s (linear)")
+        server.close()
+
+
+def _hook_position(server) -> int:  # type: ignore[no-untyped-def]
+    from sharedcare.matching.service import MatchService
+
+    hooks = server.repo.write_hooks
+    return next(i for i, h in enumerate(hooks) if isinstance(getattr(h, "__self__", None), MatchService))
+
+
+def _assignment(matcher) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    with matcher.mpi.reading() as sql:
+        return {pid: person for pid, person, _, _ in sql.all_records()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--region", type=Path, help="a `sharedcare generate` output directory")
+    ap.add_argument("--generate", type=int, default=0, help="generate a region of this many people first")
+    ap.add_argument("--synthetic", type=int, default=0, help="use bench/matching_synth.py with this many people")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--store-records", type=int, default=5000, help="Patients to load through the store")
+    ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--bulk-relink", action="store_true", help="bulk-load every Patient unmatched, then re-link")
+    ap.add_argument("--missing-nhs", type=float, default=0.0, help="raise the share without NHS number to this")
+    ap.add_argument("--typos", type=float, default=0.0, help="add one typo to this share of records")
+    args = ap.parse_args()
+    root = None
+    if args.synthetic:
+        from matching_synth import region
+
+        patients, truth = region(args.synthetic, seed=args.seed)
+    else:
+        root = args.region
+        if args.generate:
+            from sharedcare.generate.region import RegionConfig, generate_region
+
+            root = root or Path(tempfile.mkdtemp()) / "region"
+            generate_region(RegionConfig(patients=args.generate, seed=args.seed, out=root, ndjson=True, bundles=False))
+        patients, truth = load_region(root)
+    print(f"{len(patients):,} source Patients of {len(set(truth.values())):,} people")
+    if args.missing_nhs or args.typos:
+        print(corrupt(patients, args.missing_nhs, args.typos, args.seed))
+    if not args.skip_batch:
+        batch(patients, truth)
+    if args.store_records:
+        store(patients, truth, args.store_records)
+    if args.bulk_relink and root is not None:
+        bulk_relink(root)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The access write hook: inside each write transaction, refuse what the caller may not write, then keep the
+access tables in step with the saved version.
+
+It runs after the version is saved (so its compartment rows exist) and before the audit hook. The checks read
+the state *before* this write: a caller cannot create the relationship that would authorise its own write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from sharedcare.access.actor import INTERNAL, RequestContext
+from sharedcare.access.derive import RESOLVABLE
+from sharedcare.access.policy import AccessPolicy
+from sharedcare.access.roles import NEVER_WRITABLE
+from sharedcare.access.tables import AccessTables, source_org_of
+from sharedcare.errors import MethodNotAllowed
+from sharedcare.types import StoredResource
+
+ORG_FIELDS = {"PractitionerRole": "organization", "HealthcareService": "providedBy", "Location": "managingOrganization"}
+
+
+class AccessWriteHook:
+    def __init__(self, policy: AccessPolicy, tables: AccessTables, context: Callable[[], RequestContext | None]):
+        self.policy, self.tables, self.context = policy, tables, context
+
+    def __call__(self, txn: Any, stored: StoredResource, resource: dict[str, Any] | None) -> None:
+        if stored.type in NEVER_WRITABLE:
+            raise MethodNotAllowed(f"{stored.type} resources are kept by the server and cannot be written")
+        ctx = self.context()
+        actor = ctx.actor if ctx is not None else INTERNAL
+        cur, tables = txn.cur, self.tables
+        rid = tables.rid(cur, stored.type, stored.id)
+        assert rid is not None
+        before = tables.past_patients(cur, rid)
+        after = tables.current_patients(cur, rid) if resource is not None else set()
+        previous = tables.source(cur, rid, stored.version - 1) if stored.version > 1 else None
+        new_patient = stored.type == "Patient" and stored.version == 1 and not before
+        self.policy.check_write(cur, tables.d, actor, stored, before | after, previous, new_patient=new_patient)
+        org = source_org_of(resource) if actor.unrestricted else actor.organisation
+        tables.record(cur, rid, stored, resource, after, org, actor.subject, _resolver(txn))
+
+
+def _resolver(txn: Any) -> Callable[[str], str | None]:
+    """Organisation of a PractitionerRole, HealthcareService or Location, read inside the transaction."""
+
+    def resolve(ref: str) -> str | None:
+        type, _, id = ref.partition("/")
+        if type not in RESOLVABLE:
+            return None
+        found = txn.current(type, id)
+        if found is None or found.body is None:
+            return None
+        org = orjson.loads(found.body).get(ORG_FIELDS[type])
+        text = org.get("reference") if isinstance(org, dict) else None
+        return text if isinstance(text, str) and text.startswith("Organization/") else None
+
+    return resolve

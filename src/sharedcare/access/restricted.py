@@ -1,0 +1,144 @@
+"""A store bound to the caller: read, vread and history with the caller's restriction inside the SQL.
+
+The repository is given this wrapper instead of the raw store, so the router's read, vread and history run
+unchanged while the query itself decides what the caller may see (architecture.md: "a repository bound to the
+caller"; Medplum's `getRepoForLogin`). History totals and paging therefore count only visible versions. Other
+store methods pass through untouched (writes are checked by the write hook; search is bound in part 2 of issue 7
+through the same `restriction_sql`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sharedcare.access.policy import NOT_AVAILABLE, WITHHELD
+from sharedcare.access.restrictions import Restriction, restriction_sql
+from sharedcare.access.scopes import Criteria
+from sharedcare.errors import Forbidden
+from sharedcare.store.base import HistoryPage, HistoryQuery
+from sharedcare.types import StoredResource
+
+RestrictionFor = Callable[[str | None, str], Restriction | None]
+"""(type or None, perm letter) → the current caller's restriction, or None when the caller is unrestricted."""
+
+
+class RestrictedStore:
+    def __init__(self, store: Any, restriction_for: RestrictionFor) -> None:
+        self._store = store
+        self._restriction_for = restriction_for
+        self.dialect = store.dialect
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    # --- reads ------------------------------------------------------------------------------------------
+    def read(self, type: str, id: str) -> StoredResource | None:
+        restriction = self._restriction_for(type, "r")
+        if restriction is None:
+            return self._store.read(type, id)
+        cond, args = self._sql(restriction, "t")
+        sql = (
+            "SELECT v.version, v.last_updated, v.body, v.method FROM resources t JOIN versions v ON v.seq = t.seq "
+            f"WHERE t.type = ? AND t.id = ? AND {cond}"
+        )
+        with self._store.reading() as cur:
+            cur.execute(self.dialect.sql(sql), [type, id, *args])
+            row = cur.fetchone()
+            if row is None:
+                self._explain(cur, restriction, "resources t", "t.type = ? AND t.id = ?", [type, id])
+                return None
+        return StoredResource(type, id, row[0], row[1], _bytes(row[2]), row[3])
+
+    def vread(self, type: str, id: str, version: int) -> StoredResource | None:
+        restriction = self._restriction_for(type, "r")
+        if restriction is None:
+            return self._store.vread(type, id, version)
+        cond, args = self._sql(restriction, "t")
+        where = "t.type = ? AND t.id = ? AND t.version = ?"
+        sql = f"SELECT t.version, t.last_updated, t.body, t.method FROM versions t WHERE {where} AND {cond}"
+        with self._store.reading() as cur:
+            cur.execute(self.dialect.sql(sql), [type, id, version, *args])
+            row = cur.fetchone()
+            if row is None:
+                self._explain(cur, restriction, "versions t", where, [type, id, version])
+                return None
+        return StoredResource(type, id, row[0], row[1], _bytes(row[2]), row[3])
+
+    def _explain(self, cur: Any, restriction: Restriction, table: str, where: str, args: list[Any]) -> None:
+        """Nothing visible: not found (None) if nothing exists, else say withheld or not available — never why."""
+        cur.execute(self.dialect.sql(f"SELECT 1 FROM {table} WHERE {where}"), args)
+        if cur.fetchone() is None:
+            return
+        cond, rargs = self._sql(restriction.without_sensitivity(), "t")
+        cur.execute(self.dialect.sql(f"SELECT 1 FROM {table} WHERE {where} AND {cond}"), [*args, *rargs])
+        raise Forbidden(WITHHELD if cur.fetchone() is not None else NOT_AVAILABLE)
+
+    # --- history -------------------------------------------------------------------------------------------
+    def history(self, q: HistoryQuery) -> HistoryPage:
+        restriction = self._restriction_for(q.type, "r" if q.id else "s")
+        if restriction is None:
+            return self._store.history(q)
+        rcond, rargs = self._sql(restriction, "v")
+        with self._store.reading() as cur:
+            snapshot = q.snapshot
+            if snapshot is None:
+                cur.execute("SELECT COALESCE(MAX(seq), 0) FROM versions")
+                snapshot = int(cur.fetchone()[0])
+            where, args = _history_where(q, snapshot)
+            where += f" AND {rcond}" if rcond else ""
+            args += rargs
+            cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM versions v WHERE {where}"), args)
+            total = int(cur.fetchone()[0])
+            cur.execute(
+                self.dialect.sql(
+                    "SELECT v.type, v.id, v.version, v.last_updated, v.body, v.method FROM versions v "
+                    f"WHERE {where} ORDER BY v.seq DESC LIMIT ? OFFSET ?"
+                ),
+                [*args, q.count, q.offset],
+            )
+            rows = cur.fetchall()
+        entries = [StoredResource(r[0], r[1], r[2], r[3], _bytes(r[4]), r[5]) for r in rows]
+        return HistoryPage(entries, snapshot, total)
+
+    # --- SQL ----------------------------------------------------------------------------------------------
+    def _sql(self, restriction: Restriction, alias: str) -> tuple[str, list[Any]]:
+        sql, args = restriction_sql(restriction, alias, criteria_sql=self._criteria_sql)
+        return sql or "1 = 1", args
+
+    def _criteria_sql(self, type: str, criteria: Criteria, alias: str) -> tuple[str, list[Any]]:
+        """Granular scope criteria through the store's own search compiler, on an inner `resources r`."""
+        conditions = getattr(self._store, "conditions", None)
+        if conditions is None:
+            return "1 = 0", []
+        try:
+            sql, args = conditions.compile(type, list(criteria), self.dialect)
+        except TypeError:
+            sql, args = conditions.compile(type, list(criteria))
+        if not sql:
+            return "1 = 1", []
+        return f"EXISTS (SELECT 1 FROM resources r WHERE r.rid = {alias}.rid AND {sql})", list(args)
+
+
+def _history_where(q: HistoryQuery, snapshot: int) -> tuple[str, list[Any]]:
+    where, args = ["v.seq <= ?"], [snapshot]
+    if q.type:
+        where.append("v.type = ?")
+        args.append(q.type)
+    if q.id:
+        where.append("v.id = ?")
+        args.append(q.id)
+    if q.since:
+        where.append("v.last_updated >= ?")
+        args.append(q.since)
+    if q.at:
+        where.append(
+            "v.last_updated <= ? AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.rid = v.rid "
+            "AND w.version > v.version AND w.last_updated <= ? AND w.seq <= ?)"
+        )
+        args += [q.at, q.at, snapshot]
+    return " AND ".join(where), args
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)

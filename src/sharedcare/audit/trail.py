@@ -1,0 +1,203 @@
+"""The audit recorder: a repository write hook for writes, a queue and one sealing thread for everything else.
+
+Writes stage their AuditEvent inside the write transaction (`on_write`), so data and audit commit together.
+Reads, searches and refusals are queued; the sealing thread builds their events (resolving the patients of the
+resources shown), stages them and seals the chain in one transaction per batch (a group commit). With
+`sync_reads` the request waits until its event is committed: nothing is shown without a durable record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from sharedcare.audit.events import AuditActor, AuditRecord, build
+from sharedcare.audit.log import AuditLog
+from sharedcare.types import StoredResource
+
+log = logging.getLogger("sharedcare.audit")
+WRITE_KINDS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+WRITE_ACTIONS = {"POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit trail could not be written; the caller must not show what it was about to show."""
+
+
+@dataclass
+class _Job:
+    record: AuditRecord | None
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class AuditTrail:
+    def __init__(
+        self,
+        store: Any,
+        log_: AuditLog,
+        *,
+        context: Callable[[], Any],
+        internal_actor: AuditActor,
+        sync_reads: bool = True,
+        enrich: Callable[[Any, AuditRecord], None] | None = None,
+    ) -> None:
+        self.store, self.log, self.enrich = store, log_, enrich
+        self.context, self.internal_actor, self.sync_reads = context, internal_actor, sync_reads
+        self._jobs: list[_Job] = []
+        self._cond = threading.Condition()
+        self._dirty = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="sharedcare-audit", daemon=True)
+        self._thread.start()
+
+    # --- writes: inside the transaction -------------------------------------------------------------------
+    def on_write(self, txn: Any, stored: StoredResource, resource: dict[str, Any] | None) -> None:
+        ctx = self.context()
+        actor = ctx.actor if ctx is not None else self.internal_actor
+        cur = txn.cur
+        record = AuditRecord(
+            actor=actor,
+            request_id=ctx.request_id if ctx is not None else "internal",
+            kind=WRITE_KINDS.get(stored.method, "update"),
+            action="C" if stored.version == 1 and stored.method != "DELETE" else WRITE_ACTIONS[stored.method],
+            outcome="0",
+            recorded=txn.now,
+            entities=[f"{stored.type}/{stored.id}/_history/{stored.version}"],
+            patients=self._patients(cur, [(stored.type, stored.id)]),
+        )
+        if self.enrich is not None:
+            self.enrich(cur, record)  # e.g. the break-glass reason that justified this write
+        self.log.stage_in(cur, [build(record)])
+        if ctx is not None:
+            ctx.writes.append(stored)
+        self._dirty = True
+
+    # --- everything else: queued -----------------------------------------------------------------------------
+    def record(self, record: AuditRecord, *, wait: bool | None = None) -> None:
+        job = _Job(record)
+        with self._cond:
+            if self._closed:
+                self._write_now([job])
+                return
+            self._jobs.append(job)
+            self._cond.notify()
+        if self.sync_reads if wait is None else wait:
+            self._wait(job)
+
+    def seal_soon(self) -> None:
+        with self._cond:
+            self._dirty = True
+            self._cond.notify()
+
+    def flush(self) -> None:
+        """Return once everything recorded so far is sealed into the chain."""
+        job = _Job(None)
+        with self._cond:
+            if self._closed:
+                self._write_now([job])
+                return
+            self._jobs.append(job)
+            self._dirty = True
+            self._cond.notify()
+        self._wait(job)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=30)
+
+    @staticmethod
+    def _wait(job: _Job) -> None:
+        if not job.done.wait(timeout=60):
+            raise AuditUnavailable("The audit trail did not confirm the record in time")
+        if job.error is not None:
+            raise AuditUnavailable("The audit trail could not be written") from job.error
+
+    # --- the sealing thread -------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._jobs and not self._dirty and not self._closed:
+                    self._cond.wait(timeout=1.0)
+                jobs, self._jobs = self._jobs, []
+                dirty, self._dirty = self._dirty, False
+                closed = self._closed
+            if jobs or dirty:
+                self._write_now(jobs)
+            if closed:
+                with self._cond:
+                    remaining, self._jobs = self._jobs, []
+                self._write_now(remaining)
+                return
+
+    def _write_now(self, jobs: list[_Job]) -> None:
+        try:
+            with self.store.writing() as cur:
+                events = [build(self._resolve(cur, j.record)) for j in jobs if j.record is not None]
+                self.log.stage_in(cur, events)
+                self.log.seal_in(cur)
+        except Exception as exc:  # reported to every waiting request; the trail must not fail silently
+            log.exception("audit trail write failed")
+            for j in jobs:
+                j.error = exc
+        for j in jobs:
+            j.done.set()
+
+    def _resolve(self, cur: Any, record: AuditRecord) -> AuditRecord:
+        """Add the resources a response Bundle showed, the patients of every resource involved, and (through
+        `enrich`) facts such as the break-glass reason that justified the access."""
+        if record.response is not None:
+            record.entities = [*record.entities, *_bundle_refs(record.response)]
+            record.response = None
+        keys = [tuple(e.split("/")[:2]) for e in record.entities if e.count("/") >= 1]
+        record.patients = record.patients | self._patients(cur, [(k[0], k[1]) for k in keys])
+        if self.enrich is not None:
+            self.enrich(cur, record)
+        return record
+
+    def _patients(self, cur: Any, keys: Iterable[tuple[str, str]]) -> set[str]:
+        by_type: dict[str, list[str]] = {}
+        out: set[str] = set()
+        for type, id in keys:
+            if type == "Patient":
+                out.add(id)
+            else:
+                by_type.setdefault(type, []).append(id)
+        d = self.store.dialect
+        for type, ids in by_type.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                cur.execute(
+                    d.sql(
+                        "SELECT c.comp_id FROM resources r JOIN compartment c ON c.rid = r.rid "
+                        f"WHERE r.type = ? AND r.id IN ({marks}) AND c.comp_type = 'Patient' "
+                        "UNION SELECT m.patient FROM resources r JOIN access_member m ON m.rid = r.rid "
+                        f"WHERE r.type = ? AND r.id IN ({marks})"
+                    ),
+                    [type, *chunk, type, *chunk],
+                )
+                out.update(row[0] for row in cur.fetchall())
+        return out
+
+
+def _bundle_refs(body: bytes) -> list[str]:
+    try:
+        bundle = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    out = []
+    for entry in bundle.get("entry") or []:
+        res = entry.get("resource") or {}
+        if res.get("resourceType") and res.get("id") and res.get("resourceType") != "OperationOutcome":
+            version = (res.get("meta") or {}).get("versionId")
+            ref = f"{res['resourceType']}/{res['id']}"
+            out.append(f"{ref}/_history/{version}" if version else ref)
+    return out

@@ -1,0 +1,238 @@
+"""The MPI on the store: every source Patient is matched inside its own write transaction.
+
+`MatchService.hook` is a Repository write hook, so a Patient arriving through the API, a transaction Bundle or a
+bulk import that saves through the repository is linked to a Person before its write commits: the record and its
+link are never seen apart. Matching writers serialise on one lock ("mpi") so two records of the same person
+arriving at once cannot both found a Person.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from sharedcare.fhir.resource import new_id
+from sharedcare.matching.blocking import blocking_keys
+from sharedcare.matching.cluster import ASSURANCE_RANK, founder_assurance, group_conflict, link_assurance
+from sharedcare.matching.compare import describe
+from sharedcare.matching.duplicates import FACT_TYPES, fingerprint
+from sharedcare.matching.features import MatchRecord, extract
+from sharedcare.matching.resources import closed_task, person_resource, review_task
+from sharedcare.matching.rules import Outcome, PairDecision, decide, match_grade
+from sharedcare.matching.weights import Weights
+from sharedcare.types import JSON, StoredResource
+
+if TYPE_CHECKING:
+    from sharedcare.store.base import Txn
+
+MAX_REVIEWS_PER_RECORD = 3
+
+
+@dataclass
+class Candidate:
+    record: MatchRecord
+    person_id: str
+    decision: PairDecision
+
+
+@dataclass
+class Plan:
+    """Where an arriving record goes: a Person (None for a new one), at what assurance, and what to review."""
+
+    person_id: str | None
+    assurance: str
+    reviews: list[Candidate] = field(default_factory=list)
+
+
+def stronger(a: str, b: str) -> str:
+    return a if ASSURANCE_RANK[a] >= ASSURANCE_RANK[b] else b
+
+
+class MatchService:
+    def __init__(self, repo: Any, mpi: Any, weights: Weights, *, candidate_limit: int = 300) -> None:
+        self.repo, self.mpi, self.weights, self.candidate_limit = repo, mpi, weights, candidate_limit
+
+    # --- the write hook ----------------------------------------------------------------------------
+    def hook(self, txn: Txn, stored: StoredResource, resource: JSON | None) -> None:
+        if stored.type == "Patient":
+            self.patient_written(txn, stored.id, resource)
+        elif stored.type in FACT_TYPES:
+            fp = fingerprint(resource) if resource else None
+            self.mpi.within(txn).put_fact(stored.type, stored.id, fp, replace=stored.version > 1)
+
+    def patient_written(self, txn: Txn, patient_id: str, resource: JSON | None) -> None:
+        txn.lock("mpi")
+        sql = self.mpi.within(txn)
+        existing = sql.record(patient_id)
+        if resource is None:
+            if existing:
+                sql.delete_record(patient_id)
+                self.write_person(txn, sql, existing[1])
+                self.sync_reviews(txn, sql, patient_id, [])
+            return
+        record = extract(resource, patient_id)
+        features = record.to_json().decode()
+        if existing and existing[3] == features:
+            return  # nothing matching compares has changed: keep the link as it is
+        sql.replace_blocks(patient_id, blocking_keys(record))
+        plan = self.plan(sql, record)
+        old_person = existing[1] if existing else None
+        person_id = plan.person_id or self._own_person(sql, patient_id, old_person)
+        sql.put_record(patient_id, person_id, plan.assurance, features)
+        self.write_person(txn, sql, person_id)
+        if old_person and old_person != person_id:
+            self.write_person(txn, sql, old_person)
+        self.sync_reviews(txn, sql, patient_id, plan.reviews)
+
+    @staticmethod
+    def _own_person(sql: Any, patient_id: str, old_person: str | None) -> str:
+        """Keep the record's Person if it is alone there; otherwise found a new one."""
+        if old_person and all(m[0] == patient_id for m in sql.members([old_person])):
+            return old_person
+        return new_id()
+
+    # --- matching one record -------------------------------------------------------------------------
+    def candidates(self, sql: Any, record: MatchRecord) -> list[Candidate]:
+        ids = sql.candidates(blocking_keys(record), record.patient_id, self.candidate_limit)
+        out = []
+        for _, person_id, _, features in sql.records(ids):
+            other = MatchRecord.from_json(features)
+            out.append(Candidate(other, person_id, decide(record, other, self.weights)))
+        return out
+
+    def plan(self, sql: Any, record: MatchRecord) -> Plan:
+        """Decide the Person of an arriving record from its candidates, the groups they belong to and the rules
+        people have recorded."""
+        found = self.candidates(sql, record)
+        rules = sql.rules_for([record.patient_id])
+        forced = {b if a == record.patient_id else a for a, b, rule in rules if rule == "link"}
+        cannot = {tuple(sorted((a, b))) for a, b, rule in rules if rule == "nolink"}
+        cannot_pairs = {(a, b) for a, b in cannot} | {(b, a) for a, b in cannot}
+        by_person: dict[str, list[Candidate]] = defaultdict(list)
+        for c in found:
+            by_person[c.person_id].append(c)
+        groups = self._groups(sql, list(by_person))
+        ok = {p for p in by_person if group_conflict(groups[p], [record], cannot_pairs) is None}
+        forced_persons = [c.person_id for c in found if c.record.patient_id in forced and c.person_id in ok]
+        linkable = sorted(
+            (c for c in found if c.decision.outcome is Outcome.LINK and c.person_id in ok),
+            key=lambda c: (c.decision.assurance != "level4", -c.decision.weight),
+        )
+        if forced_persons:
+            target, assurance = forced_persons[0], "level4"
+        elif linkable:
+            best = linkable[0]
+            target = best.person_id
+            assurance = stronger(founder_assurance(record), link_assurance(best.decision, self.weights.upper))
+        else:
+            target, assurance = None, founder_assurance(record)
+        reviews = self._reviews(found, target, ok, cannot_pairs, record)
+        return Plan(target, assurance, reviews)
+
+    def _groups(self, sql: Any, person_ids: list[str]) -> dict[str, list[MatchRecord]]:
+        groups: dict[str, list[MatchRecord]] = defaultdict(list)
+        for _, person_id, _, features in sql.members(person_ids):
+            groups[person_id].append(MatchRecord.from_json(features))
+        return groups
+
+    @staticmethod
+    def _reviews(
+        found: list[Candidate], target: str | None, ok: set[str], cannot: set[tuple[str, str]], record: MatchRecord
+    ) -> list[Candidate]:
+        """The best reviewable candidate per other Person: between the thresholds, or a link that a conflict
+        (two NHS numbers, a recorded "not the same") refused."""
+        best: dict[str, Candidate] = {}
+        for c in found:
+            if c.person_id == target or (record.patient_id, c.record.patient_id) in cannot:
+                continue
+            outcome = c.decision.outcome
+            reviewable = outcome is Outcome.REVIEW and c.person_id in ok or outcome is Outcome.LINK
+            if reviewable and (c.person_id not in best or c.decision.weight > best[c.person_id].decision.weight):
+                best[c.person_id] = c
+        ranked = sorted(best.values(), key=lambda c: -c.decision.weight)
+        return ranked[:MAX_REVIEWS_PER_RECORD]
+
+    # --- writing Persons and review Tasks ------------------------------------------------------------
+    def write_person(self, txn: Txn, sql: Any, person_id: str) -> bool:
+        """Write the Person from its current members; False when it was already up to date."""
+        members = [(MatchRecord.from_json(f), a) for _, _, a, f in sql.members([person_id])]
+        return self.save_if_changed(txn, "Person", person_id, person_resource(person_id, members)) is not None
+
+    def save_if_changed(self, txn: Txn, type: str, id: str, resource: JSON) -> StoredResource | None:
+        current = txn.current(type, id)
+        if current is not None and current.body is not None:
+            old = orjson.loads(current.body)
+            old.pop("meta", None)
+            if old == resource:
+                return None
+        version = 1 if current is None else current.version + 1
+        return self.repo.save_in(txn, type, id, resource, version, "POST" if current is None else "PUT").stored
+
+    def sync_reviews(self, txn: Txn, sql: Any, patient_id: str, wanted: Sequence[Candidate]) -> None:
+        """Open a review Task per wanted pair not already open; cancel this record's open ones no longer wanted."""
+        want = {frozenset((patient_id, c.record.patient_id)): c for c in wanted}
+        for task_id, a, b in sql.open_reviews_touching([patient_id]):
+            if want.pop(frozenset((a, b)), None) is None:
+                self.close_review(txn, sql, task_id, "cancelled", "no longer a possible match after an update")
+        for c in want.values():
+            self.open_review(txn, sql, patient_id, c.record.patient_id, c.decision)
+
+    def open_review(self, txn: Txn, sql: Any, patient_id: str, candidate_id: str, decision: PairDecision) -> str:
+        task_id = new_id()
+        explanation = "; ".join(f"{k}: {v}" for k, v in describe(decision.vector).items())
+        grade = match_grade(decision, self.weights) if decision.outcome is Outcome.REVIEW else "probable"
+        task = review_task(
+            task_id, patient_id, candidate_id, decision.weight, grade, f"{decision.reason}. {explanation}", txn.now
+        )
+        self.repo.save_in(txn, "Task", task_id, task, 1, "POST")
+        sql.add_review(task_id, patient_id, candidate_id, decision.weight, txn.now)
+        return task_id
+
+    def close_review(self, txn: Txn, sql: Any, task_id: str, status: str, note: str) -> None:
+        current = txn.current("Task", task_id)
+        sql.set_review_status(task_id, status)
+        if current is None or current.body is None:
+            return
+        task = closed_task(orjson.loads(current.body), status, note, txn.now)
+        self.repo.save_in(txn, "Task", task_id, task, current.version + 1, "PUT")
+
+    # --- reads --------------------------------------------------------------------------------------
+    def linked_patients(self, type: str, id: str) -> tuple[str | None, list[str]]:
+        """(Person id, its source Patient ids) for a Patient or a Person; an unmatched Patient stands alone."""
+        with self.mpi.reading() as sql:
+            if type == "Patient":
+                row = sql.record(id)
+                if row is None:
+                    return None, [id]
+                person_id = row[1]
+            else:
+                person_id = id
+            members = [m[0] for m in sql.members([person_id])]
+        if not members and type == "Person":
+            survivor = self._merged_into(person_id)
+            if survivor:
+                return self.linked_patients("Person", survivor)
+        return person_id, members
+
+    def _merged_into(self, person_id: str) -> str | None:
+        """The Person a merged (retired) Person points at, so its old id still finds the record."""
+        stored = self.repo.store.read("Person", person_id)
+        if stored is None or stored.body is None:
+            return None
+        person = orjson.loads(stored.body)
+        if person.get("active") is not False:
+            return None
+        refs = [link.get("target", {}).get("reference", "") for link in person.get("link", [])]
+        return next((r.removeprefix("Person/") for r in refs if r.startswith("Person/")), None)
+
+    def score(self, resource: JSON, limit: int) -> list[Candidate]:
+        """Candidates for a Patient resource that is not (necessarily) stored, best first: `$match`."""
+        record = extract(resource, str(resource.get("id") or ""))
+        with self.mpi.reading() as sql:
+            found = self.candidates(sql, record)
+        found.sort(key=lambda c: (c.decision.outcome is not Outcome.LINK, -c.decision.weight))
+        return found[:limit]
