@@ -37,7 +37,6 @@ from support.postgres import start_postgres  # noqa: E402
 
 from sharedcare.settings import Settings  # noqa: E402
 
-
 READ_ONLY = bool(os.environ.get("BENCH_READ_ONLY"))
 
 
@@ -104,19 +103,27 @@ def crash(args: argparse.Namespace, workdir: Path) -> None:
 
 # --- backup and restore ------------------------------------------------------------------------------------
 def seed_store(db: str, n: int) -> float:
-    """n resources (half Patients, half Observations about them), written in transactions of 500."""
+    """n resources, one Patient (distinct name) to 19 Observations about it, in transactions of 1000.
+
+    Mostly Observations on purpose: every Patient write runs the MPI matching hook, which would dominate the seeding
+    time and is not what these measurements are about."""
     from sharedcare.app import build
     from sharedcare.settings import Settings
 
     server = build(Settings(db=db, validate_writes=False))
     started = time.monotonic()
     try:
-        for start in range(0, n, 500):
+        for start in range(0, n, 1000):
 
             def work(txn: Any, start: int = start) -> None:
-                for k in range(start, min(start + 500, n), 2):
-                    pid = server.repo.create_in(txn, "Patient", bulky(patient(k)), None).stored.id
-                    server.repo.create_in(txn, "Observation", observation(k, f"Patient/{pid}"), None)
+                subject = None
+                for k in range(start, min(start + 1000, n)):
+                    if subject is None or k % 20 == 0:
+                        resource = bulky(patient(k))
+                        resource["name"] = [{"family": f"Seed{k:07d}x{random.randint(0, 10**6)}", "given": ["Bench"]}]
+                        subject = "Patient/" + server.repo.create_in(txn, "Patient", resource, None).stored.id
+                    else:
+                        server.repo.create_in(txn, "Observation", observation(k, subject), None)
 
             server.store.transact(work)
     finally:
@@ -190,17 +197,34 @@ def _new_pg_database(url: str) -> str:
 
 # --- replica lag and take-over ------------------------------------------------------------------------------
 def replica(args: argparse.Namespace, workdir: Path) -> None:
+    seed_store(f"sqlite:///{workdir / 'primary.db'}", args.seed_n)
     primary = serve(f"sqlite:///{workdir / 'primary.db'}", workdir / "primary.log").start()
-    rep = Proc(["replica", "--primary", primary.base, "--db", f"sqlite:///{workdir / 'replica.db'}"], free_port(), workdir / "replica.log")
+    rep = Proc(
+        ["replica", "--primary", primary.base, "--db", f"sqlite:///{workdir / 'replica.db'}"],
+        free_port(),
+        workdir / "replica.log",
+    )
+    started = time.monotonic()
     rep.start()
     try:
+        head = httpx.get(primary.base + "/fhir/_changes", params={"_count": 1}).json()["head"]
+        while httpx.get(rep.base + "/readyz").json()["replica"]["position"] < head:
+            time.sleep(0.1)
+        catch_up = time.monotonic() - started
+        emit("replica_catch_up", versions=head, seconds=round(catch_up, 1), versions_per_s=round(head / catch_up))
         result = asyncio.run(_replica_load(primary.base, rep.base, args.rate, args.seconds, args.bundle))
         acked_last = result.pop("last_id")
         primary.kill()
         killed = time.monotonic()
         serve_ms = _until_served(rep.base, acked_last, killed)
         status = httpx.get(rep.base + "/readyz").json()["replica"]
-        emit("replica", **result, replica_apply_lag_p50=status.get("apply_lag_p50"), replica_apply_lag_p99=status.get("apply_lag_p99"), time_to_serve_last_acknowledged_ms=serve_ms)
+        emit(
+            "replica",
+            **result,
+            replica_apply_lag_p50=status.get("apply_lag_p50"),
+            replica_apply_lag_p99=status.get("apply_lag_p99"),
+            time_to_serve_last_acknowledged_ms=serve_ms,
+        )
     finally:
         rep.stop()
         primary.stop()
@@ -226,7 +250,10 @@ async def _replica_load(primary: str, replica_base: str, rate: int, seconds: flo
 
         async def write(n: int) -> None:
             nonlocal acked, last_id
-            entries = [{"resource": observation(n + k), "request": {"method": "POST", "url": "Observation"}} for k in range(bundle)]
+            entries = [
+                {"resource": observation(n + k), "request": {"method": "POST", "url": "Observation"}}
+                for k in range(bundle)
+            ]
             body = orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries})
             async with session.post(f"{primary}/fhir", data=body, headers=FHIR_JSON) as r:
                 data = await r.read()
@@ -284,7 +311,14 @@ def overload(args: argparse.Namespace, workdir: Path) -> None:
             capacity = asyncio.run(_closed_loop(proc.base, pids, 8, 6.0))  # within the gate: nothing refused
             rss_before = rss_mb(proc.popen.pid)  # type: ignore[union-attr]
             result = asyncio.run(_open_loop(proc, pids, 2 * capacity, args.seconds))
-            emit("overload", mode=label, gate=env, capacity_req_per_s=round(capacity), rss_before_mb=round(rss_before), **result)
+            emit(
+                "overload",
+                mode=label,
+                gate=env,
+                capacity_req_per_s=round(capacity),
+                rss_before_mb=round(rss_before),
+                **result,
+            )
         finally:
             proc.stop()
 
@@ -333,7 +367,7 @@ async def _open_loop(proc: Proc, pids: list[str], rate: float, seconds: float) -
                 async with _request(session, proc.base, pids, n) as r:
                     await r.read()
                     (ok_lat if r.status < 500 else rejected_lat).append(time.monotonic() - started)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 errors += 1
 
         async def sample_rss() -> None:
@@ -383,6 +417,7 @@ def main() -> None:
     r.add_argument("--rate", type=int, default=500)
     r.add_argument("--seconds", type=float, default=20)
     r.add_argument("--bundle", type=int, default=10)
+    r.add_argument("--seed-n", type=int, default=5000, help="resources on the primary before the replica starts")
     o = sub.add_parser("overload")
     o.add_argument("--seconds", type=float, default=15)
     o.add_argument("--in-flight", type=int, default=Settings().max_in_flight)

@@ -6,6 +6,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   echo "PostgreSQL server not found; installing Debian's postgresql" >&2
   apt-get install -y -q postgresql >/dev/null || (apt-get update -q && apt-get install -y -q postgresql >/dev/null)
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "Chromium not found; installing Debian's chromium for the web browser tests" >&2
+  apt-get install -y -q chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium >/dev/null)
+fi
+npm install --prefix src/sharedcare/web --no-audit --no-fund --silent  # nhsuk-frontend and axe-core (web tests)
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check src tests tools bench

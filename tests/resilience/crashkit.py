@@ -8,10 +8,12 @@ and by the longer runs in bench/resilience_bench.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ from typing import Any
 
 import httpx2 as httpx
 import orjson
+import psycopg
 
 from sharedcare.app import build
 from sharedcare.resilience.check import CheckReport, check_store
@@ -96,7 +99,7 @@ def serve(db: str, log: Path, port: int | None = None, **env: str) -> Proc:
 
 @dataclass
 class BulkImport:
-    """`sharedcare import` of an NDJSON file of Patients with known ids, run beside the server (and killed with it).
+    """`sharedcare import` of an NDJSON file of Observations with known ids, run beside the server (killed with it).
 
     The loader commits each batch with its checkpoint (`import_progress.lines_done`), so after a kill the store must
     hold exactly the first `lines_done` lines of the file: no batch half there, none beyond the checkpoint.
@@ -112,7 +115,7 @@ class BulkImport:
     def write(self) -> BulkImport:
         with open(self.path, "wb") as f:
             for k in range(self.lines):
-                f.write(orjson.dumps({**patient(k), "id": f"{self.prefix}-{k}"}) + b"\n")
+                f.write(orjson.dumps({**observation(k), "id": f"{self.prefix}-{k}"}) + b"\n")
         return self
 
     def command(self) -> list[str]:
@@ -146,6 +149,26 @@ class BulkImport:
         if self.popen is not None:
             self.popen.wait(timeout=10)
 
+    def lines_done(self) -> int:
+        """The committed checkpoint, read with a plain connection (cheap enough to poll)."""
+        sql = "SELECT lines_done FROM import_progress WHERE path = ?"
+        try:
+            if self.db.startswith("sqlite:///"):
+                with contextlib.closing(sqlite3.connect(self.db.removeprefix("sqlite:///"), timeout=5)) as conn:
+                    row = conn.execute(sql, (str(self.path),)).fetchone()
+            else:
+                with psycopg.connect(self.db) as conn:
+                    row = conn.execute(sql.replace("?", "%s"), (str(self.path),)).fetchone()
+        except (sqlite3.Error, psycopg.Error):
+            return 0  # the table does not exist until the first import starts
+        return int(row[0]) if row else 0
+
+    def wait_for_progress(self, beyond: int, timeout: float = 20.0) -> None:
+        """Until a batch past `beyond` has committed, so a kill that follows lands in the middle of the import."""
+        deadline = time.monotonic() + timeout
+        while self.lines_done() <= beyond and time.monotonic() < deadline and self.popen and self.popen.poll() is None:
+            time.sleep(0.05)
+
     def finish(self) -> int:
         """Run the same import again to completion (it resumes after the last committed batch)."""
         with open(self.log, "ab") as out:
@@ -160,7 +183,7 @@ def bulk_problems(server: Any, job: BulkImport, complete: bool = False) -> list[
     with server.store.reading() as cur:
         cur.execute(d.sql("SELECT lines_done, status FROM import_progress WHERE path = ?"), (str(job.path),))
         row = cur.fetchone()
-        cur.execute(d.sql("SELECT id FROM resources WHERE type = 'Patient' AND id LIKE ?"), (job.prefix + "-%",))
+        cur.execute(d.sql("SELECT id FROM resources WHERE type = 'Observation' AND id LIKE ?"), (job.prefix + "-%",))
         present = {r[0] for r in cur.fetchall()}
     done = int(row[0]) if row else 0
     expected = {f"{job.prefix}-{k}" for k in range(job.lines if complete else done)}

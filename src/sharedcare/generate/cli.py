@@ -60,6 +60,9 @@ def demo(patients: int, seed: int, db: str | None, host: str, port: int) -> None
     from sharedcare.generate.demo import demo_banner, prepare_demo
 
     server = prepare_demo(patients, seed, db, echo=click.echo)
+    from sharedcare.web.demo_accounts import accounts_banner, create_demo_accounts
+
+    click.echo(accounts_banner(create_demo_accounts(server), host, port))
     click.echo(demo_banner(host, port))
     try:
         uvicorn.run(server.asgi, host=host, port=port, log_level="warning")

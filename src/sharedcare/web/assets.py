@@ -21,8 +21,12 @@ from starlette.routing import Route
 log = logging.getLogger("sharedcare.web")
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
-FRONTEND_FILES = {"nhsuk-frontend.min.css", "nhsuk-frontend.min.js", "nhsuk-frontend.min.css.map",
-                  "nhsuk-frontend.min.js.map"}
+FRONTEND_FILES = {
+    "nhsuk-frontend.min.css",
+    "nhsuk-frontend.min.js",
+    "nhsuk-frontend.min.css.map",
+    "nhsuk-frontend.min.js.map",
+}
 CACHE = "public, max-age=86400"
 
 

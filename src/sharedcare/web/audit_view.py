@@ -91,8 +91,14 @@ def audit_row(event: dict[str, Any]) -> AuditRow:
         refused=str(event.get("outcome", "0")) != "0",
         alert=alert,
         reason=_reason(event),
-        request_id=next((str((e.get("what") or {}).get("identifier", {}).get("value", ""))
-                         for e in event.get("entity") or [] if (e.get("type") or {}).get("code") == "XrequestId"), ""),
+        request_id=next(
+            (
+                str((e.get("what") or {}).get("identifier", {}).get("value", ""))
+                for e in event.get("entity") or []
+                if (e.get("type") or {}).get("code") == "XrequestId"
+            ),
+            "",
+        ),
     )
 
 
@@ -110,9 +116,12 @@ def _organisation(event: dict[str, Any]) -> str:
 
 
 def _patient_entities(event: dict[str, Any]) -> list[str]:
-    return [str((e.get("what") or {}).get("reference", "")) for e in event.get("entity") or []
-            if (e.get("role") or {}).get("code") == "1" and
-            str((e.get("what") or {}).get("reference", "")).startswith("Patient/")]
+    return [
+        str((e.get("what") or {}).get("reference", ""))
+        for e in event.get("entity") or []
+        if (e.get("role") or {}).get("code") == "1"
+        and str((e.get("what") or {}).get("reference", "")).startswith("Patient/")
+    ]
 
 
 def _reason(event: dict[str, Any]) -> str:
@@ -138,7 +147,13 @@ def _action(event: dict[str, Any], subtypes: list[str], alert: str) -> str:
     if operation:
         return f"Ran {operation}"
     interaction = next((s for s in subtypes if s in ACTIONS), "")
-    what = sorted({e.split("/")[0] for e in (str((x.get("what") or {}).get("reference", ""))
-                                              for x in event.get("entity") or []) if e and "/" in e} - {"Patient"})
+    what = sorted(
+        {
+            e.split("/")[0]
+            for e in (str((x.get("what") or {}).get("reference", "")) for x in event.get("entity") or [])
+            if e and "/" in e
+        }
+        - {"Patient"}
+    )
     verb = ACTIONS.get(interaction, "Accessed")
     return f"{verb} {', '.join(what) if what else 'the record'}".strip()

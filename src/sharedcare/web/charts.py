@@ -8,6 +8,7 @@ page puts the same readings in a table beside it. Lines differ by dash pattern a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import date, datetime
 
 from markupsafe import Markup, escape
@@ -102,8 +103,11 @@ def line_chart(series: Series, chart_id: str, source_name: dict[str, str] | None
         out.append(f'<text class="sc-chart__reference-label" x="{LEFT + 6}" y="{y - 5:.1f}">{escape(label)}</text>')
     lines = series.definition.lines or ((series.definition.title, frozenset()),)
     for n, _ in enumerate(lines):
-        coords = [(sx(x), sy(p.values[n])) for x, p in zip(xs, pts, strict=True)
-                  if n < len(p.values) and p.values[n] is not None]
+        coords = [
+            (sx(x), sy(p.values[n]))
+            for x, p in zip(xs, pts, strict=True)
+            if n < len(p.values) and p.values[n] is not None
+        ]
         if len(coords) > 1:
             path = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in coords)
             out.append(f'<polyline class="sc-chart__line sc-chart__line--{n}" points="{path}"/>')
@@ -117,23 +121,30 @@ def _marker(n: int, cx: float, cy: float) -> str:
     if n == 0:
         return f'<circle class="sc-chart__point sc-chart__point--0" cx="{cx:.1f}" cy="{cy:.1f}" r="3.5"/>'
     s = 3.5
-    return (f'<rect class="sc-chart__point sc-chart__point--{n}" x="{cx - s:.1f}" y="{cy - s:.1f}" '
-            f'width="{2 * s}" height="{2 * s}"/>')
+    return (
+        f'<rect class="sc-chart__point sc-chart__point--{n}" x="{cx - s:.1f}" y="{cy - s:.1f}" '
+        f'width="{2 * s}" height="{2 * s}"/>'
+    )
 
 
-def _tooltips(series: Series, pts: list, xs: list[float], sx, sy, names: dict[str, str]) -> list[str]:  # noqa: ANN001
+Scale = Callable[[float], float]
+
+
+def _tooltips(series: Series, pts: list, xs: list[float], sx: Scale, sy: Scale, names: dict[str, str]) -> list[str]:
     """An invisible hit area per reading whose <title> browsers show on hover."""
     out = []
     for x, p in zip(xs, pts, strict=True):
         top = min(sy(v) for v in p.values if v is not None)
         who = names.get(p.source, p.source) if p.source else "Added by the patient"
         label = f"{d.date_time(p.date)}: {point_text(series, p.values)}" + (f" ({p.label})" if p.label else "")
-        out.append(f'<g class="sc-chart__hit"><title>{escape(label)}, {escape(who)}</title>'
-                   f'<circle cx="{sx(x):.1f}" cy="{top:.1f}" r="8"/></g>')
+        out.append(
+            f'<g class="sc-chart__hit"><title>{escape(label)}, {escape(who)}</title>'
+            f'<circle cx="{sx(x):.1f}" cy="{top:.1f}" r="8"/></g>'
+        )
     return out
 
 
-def _y_axis(ticks: list[float], sy, unit: str) -> list[str]:  # noqa: ANN001
+def _y_axis(ticks: list[float], sy: Scale, unit: str) -> list[str]:
     out = []
     for t in ticks:
         y = sy(t)
@@ -143,17 +154,20 @@ def _y_axis(ticks: list[float], sy, unit: str) -> list[str]:  # noqa: ANN001
     return out
 
 
-def _x_axis(x0: float, x1: float, sx) -> list[str]:  # noqa: ANN001
+def _x_axis(x0: float, x1: float, sx: Scale) -> list[str]:
     start = datetime.fromtimestamp(x0 * 86400)
     end = datetime.fromtimestamp(x1 * 86400)
     span_days = x1 - x0
-    out = [f'<line class="sc-chart__axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{HEIGHT - BOTTOM}" '
-           f'y2="{HEIGHT - BOTTOM}"/>']
+    out = [
+        f'<line class="sc-chart__axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{HEIGHT - BOTTOM}" y2="{HEIGHT - BOTTOM}"/>'
+    ]
     for label, day in _x_ticks(start, end, span_days):
         x = sx(day)
         if LEFT - 1 <= x <= WIDTH - RIGHT + 1:
-            out.append(f'<text class="sc-chart__tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" '
-                       f'text-anchor="middle">{escape(label)}</text>')
+            out.append(
+                f'<text class="sc-chart__tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" '
+                f'text-anchor="middle">{escape(label)}</text>'
+            )
     return out
 
 

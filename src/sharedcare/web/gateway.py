@@ -101,8 +101,11 @@ class Gateway:
 
 
 def suppressed_notices(outcome: dict[str, Any]) -> list[str]:
-    return [str(i.get("diagnostics") or "Some items are withheld") for i in outcome.get("issue") or []
-            if i.get("code") == SUPPRESSED]
+    return [
+        str(i.get("diagnostics") or "Some items are withheld")
+        for i in outcome.get("issue") or []
+        if i.get("code") == SUPPRESSED
+    ]
 
 
 def _diagnostics(parsed: Any) -> str:

@@ -315,8 +315,11 @@ def _item(rtype: str, r: dict[str, Any], source: str, entry: dict[str, Any]) -> 
     item.resource = r
     item.restricted = _restricted(r)
     item.patient_entered = item.patient_entered or not source
-    item.also_from = [str(ref.get("reference", "")) for ext in entry.get("extension") or []
-                      if ext.get("url") == DUPLICATE_URL and isinstance(ref := ext.get("valueReference"), dict)]
+    item.also_from = [
+        str(ref.get("reference", ""))
+        for ext in entry.get("extension") or []
+        if ext.get("url") == DUPLICATE_URL and isinstance(ref := ext.get("valueReference"), dict)
+    ]
     return item
 
 
@@ -329,8 +332,16 @@ def _condition(r: dict[str, Any], source: str) -> Item:
     status = _status(r.get("clinicalStatus"))
     active = status in ("active", "recurrence", "relapse", "")
     detail = f"Resolved {d.long_date(r.get('abatementDateTime'))}" if r.get("abatementDateTime") else ""
-    return Item("Condition", r.get("id", ""), d.concept(r.get("code")), r.get("onsetDateTime") or r.get("recordedDate"),
-                source, detail, status or "active", category="problem-active" if active else "problem-past")
+    return Item(
+        "Condition",
+        r.get("id", ""),
+        d.concept(r.get("code")),
+        r.get("onsetDateTime") or r.get("recordedDate"),
+        source,
+        detail,
+        status or "active",
+        category="problem-active" if active else "problem-past",
+    )
 
 
 def _medication(r: dict[str, Any], source: str) -> Item:
@@ -340,16 +351,31 @@ def _medication(r: dict[str, Any], source: str) -> Item:
     kind = {"continuous": "Repeat", "acute": "Acute", "seasonal": "Seasonal"}.get(course, "")
     title = d.concept(r.get("medicationCodeableConcept")) or d.reference_display(r.get("medicationReference"))
     when = r.get("authoredOn") or r.get("effectiveDateTime") or (r.get("effectivePeriod") or {}).get("start")
-    return Item(r.get("resourceType", "MedicationRequest"), r.get("id", ""), title, when, source, dosage,
-                kind or str(r.get("status", "")), category="medication-current" if current else "medication-past")
+    return Item(
+        r.get("resourceType", "MedicationRequest"),
+        r.get("id", ""),
+        title,
+        when,
+        source,
+        dosage,
+        kind or str(r.get("status", "")),
+        category="medication-current" if current else "medication-past",
+    )
 
 
 def _allergy(r: dict[str, Any], source: str) -> Item:
     reactions = [d.concept(m) for x in r.get("reaction") or [] for m in x.get("manifestation") or []]
     detail = ("Reaction: " + ", ".join(reactions)) if reactions else ""
-    return Item("AllergyIntolerance", r.get("id", ""), d.concept(r.get("code")),
-                r.get("recordedDate") or r.get("onsetDateTime"), source, detail, _status(r.get("clinicalStatus")),
-                category="" if _status(r.get("clinicalStatus")) in ("active", "") else "allergy-past")
+    return Item(
+        "AllergyIntolerance",
+        r.get("id", ""),
+        d.concept(r.get("code")),
+        r.get("recordedDate") or r.get("onsetDateTime"),
+        source,
+        detail,
+        _status(r.get("clinicalStatus")),
+        category="" if _status(r.get("clinicalStatus")) in ("active", "") else "allergy-past",
+    )
 
 
 def _encounter(r: dict[str, Any], source: str) -> Item:
@@ -362,23 +388,48 @@ def _encounter(r: dict[str, Any], source: str) -> Item:
     status = str(r.get("status", ""))
     if period.get("end") and period.get("end", "")[:10] != (period.get("start") or "")[:10]:
         parts.append(f"Until {d.long_date(period['end'][:10])}")
-    return Item("Encounter", r.get("id", ""), kind.capitalize(), period.get("start"), source,
-                " · ".join(p for p in parts if p), status)
+    return Item(
+        "Encounter",
+        r.get("id", ""),
+        kind.capitalize(),
+        period.get("start"),
+        source,
+        " · ".join(p for p in parts if p),
+        status,
+    )
 
 
 def _appointment(r: dict[str, Any], source: str) -> Item:
-    who = [d.reference_display(p.get("actor")) for p in r.get("participant") or []
-           if not str((p.get("actor") or {}).get("reference", "")).startswith("Patient/")]
-    return Item("Appointment", r.get("id", ""), str(r.get("description") or d.concept(r.get("serviceType")) or
-                "Appointment"), r.get("start"), source, ", ".join(w for w in who if w), str(r.get("status", "")))
+    who = [
+        d.reference_display(p.get("actor"))
+        for p in r.get("participant") or []
+        if not str((p.get("actor") or {}).get("reference", "")).startswith("Patient/")
+    ]
+    return Item(
+        "Appointment",
+        r.get("id", ""),
+        str(r.get("description") or d.concept(r.get("serviceType")) or "Appointment"),
+        r.get("start"),
+        source,
+        ", ".join(w for w in who if w),
+        str(r.get("status", "")),
+    )
 
 
 def _referral(r: dict[str, Any], source: str) -> Item:
     to = ", ".join(d.reference_display(p) for p in r.get("performer") or [])
-    detail = " · ".join(x for x in (d.concept(r.get("category")), f"To {to}" if to else "",
-                                     d.concept(r.get("reasonCode"))) if x)
-    return Item("ServiceRequest", r.get("id", ""), "Referral: " + (d.concept(r.get("code")) or "service"),
-                r.get("authoredOn"), source, detail, str(r.get("status", "")))
+    detail = " · ".join(
+        x for x in (d.concept(r.get("category")), f"To {to}" if to else "", d.concept(r.get("reasonCode"))) if x
+    )
+    return Item(
+        "ServiceRequest",
+        r.get("id", ""),
+        "Referral: " + (d.concept(r.get("code")) or "service"),
+        r.get("authoredOn"),
+        source,
+        detail,
+        str(r.get("status", "")),
+    )
 
 
 def _procedure(r: dict[str, Any], source: str) -> Item:
@@ -387,23 +438,46 @@ def _procedure(r: dict[str, Any], source: str) -> Item:
 
 
 def _immunisation(r: dict[str, Any], source: str) -> Item:
-    return Item("Immunization", r.get("id", ""), d.concept(r.get("vaccineCode")), r.get("occurrenceDateTime"),
-                source, "", str(r.get("status", "")))
+    return Item(
+        "Immunization",
+        r.get("id", ""),
+        d.concept(r.get("vaccineCode")),
+        r.get("occurrenceDateTime"),
+        source,
+        "",
+        str(r.get("status", "")),
+    )
 
 
 def _document(r: dict[str, Any], source: str) -> Item:
-    authors = ", ".join(d.reference_display(a) for a in r.get("author") or [] if
-                        str(a.get("reference", "")).startswith(("Practitioner", "PractitionerRole")))
+    authors = ", ".join(
+        d.reference_display(a)
+        for a in r.get("author") or []
+        if str(a.get("reference", "")).startswith(("Practitioner", "PractitionerRole"))
+    )
     title = d.concept(r.get("type")) or str(r.get("description") or "Document")
-    return Item("DocumentReference", r.get("id", ""), title, r.get("date"), source,
-                f"By {authors}" if authors else "", str(r.get("docStatus") or r.get("status", "")))
+    return Item(
+        "DocumentReference",
+        r.get("id", ""),
+        title,
+        r.get("date"),
+        source,
+        f"By {authors}" if authors else "",
+        str(r.get("docStatus") or r.get("status", "")),
+    )
 
 
 def _care_plan(r: dict[str, Any], source: str) -> Item:
     activities = [str((a.get("detail") or {}).get("description", "")) for a in r.get("activity") or []]
-    item = Item("CarePlan", r.get("id", ""), str(r.get("title") or d.concept(r.get("category")) or "Care plan"),
-                (r.get("period") or {}).get("start") or r.get("created"), source, str(r.get("description", "")),
-                str(r.get("status", "")))
+    item = Item(
+        "CarePlan",
+        r.get("id", ""),
+        str(r.get("title") or d.concept(r.get("category")) or "Care plan"),
+        (r.get("period") or {}).get("start") or r.get("created"),
+        source,
+        str(r.get("description", "")),
+        str(r.get("status", "")),
+    )
     item.lines = [a for a in activities if a]
     return item
 
@@ -413,13 +487,28 @@ def _questionnaire(r: dict[str, Any], source: str) -> Item:
     if r.get("questionnaire") == WHAT_MATTERS:
         text = next((a for _, a in answers if a), "")
         author = str((r.get("author") or {}).get("reference", ""))
-        return Item("QuestionnaireResponse", r.get("id", ""), text, r.get("authored"), source,
-                    status=str(r.get("status", "")), category="what-matters",
-                    patient_entered=author.startswith(("Patient/", "RelatedPerson/")))
+        return Item(
+            "QuestionnaireResponse",
+            r.get("id", ""),
+            text,
+            r.get("authored"),
+            source,
+            status=str(r.get("status", "")),
+            category="what-matters",
+            patient_entered=author.startswith(("Patient/", "RelatedPerson/")),
+        )
     title = str(r.get("questionnaire", "")).rsplit("/", 1)[-1].replace("-", " ").capitalize() or "Assessment"
     detail = " · ".join(f"{q}: {a}" for q, a in answers if a)
-    return Item("QuestionnaireResponse", r.get("id", ""), title, r.get("authored"), source, detail,
-                str(r.get("status", "")), category="assessment")
+    return Item(
+        "QuestionnaireResponse",
+        r.get("id", ""),
+        title,
+        r.get("authored"),
+        source,
+        detail,
+        str(r.get("status", "")),
+        category="assessment",
+    )
 
 
 def _answer(item: dict[str, Any]) -> str:
@@ -431,9 +520,16 @@ def _answer(item: dict[str, Any]) -> str:
 
 
 def _flag(r: dict[str, Any], source: str) -> Item:
-    return Item("Flag", r.get("id", ""), d.concept(r.get("code")), (r.get("period") or {}).get("start"), source,
-                d.concept(r.get("category")), str(r.get("status", "")),
-                category="Flag" if r.get("status") == "active" else "flag-past")
+    return Item(
+        "Flag",
+        r.get("id", ""),
+        d.concept(r.get("code")),
+        (r.get("period") or {}).get("start"),
+        source,
+        d.concept(r.get("category")),
+        str(r.get("status", "")),
+        category="Flag" if r.get("status") == "active" else "flag-past",
+    )
 
 
 BUILDERS = {
@@ -475,9 +571,9 @@ def _dedupe_all(groups: dict[str, list[Item]]) -> None:
 
 
 # --- results ------------------------------------------------------------------------------------------------
-def _results(observations: list[tuple[dict[str, Any], str]], items: dict[str, list[Item]]) -> tuple[
-    list[Series], list[Item]
-]:
+def _results(
+    observations: list[tuple[dict[str, Any], str]], items: dict[str, list[Item]]
+) -> tuple[list[Series], list[Item]]:
     points: dict[str, list[Point]] = defaultdict(list)
     other: list[Item] = []
     for obs, source in observations:
@@ -491,8 +587,18 @@ def _results(observations: list[tuple[dict[str, Any], str]], items: dict[str, li
             if point is not None:
                 points[series.key].append(point)
                 continue
-        other.append(Item("Observation", obs.get("id", ""), d.concept(obs.get("code")), when, source,
-                          _observation_value(obs), str(obs.get("status", "")), restricted=_restricted(obs)))
+        other.append(
+            Item(
+                "Observation",
+                obs.get("id", ""),
+                d.concept(obs.get("code")),
+                when,
+                source,
+                _observation_value(obs),
+                str(obs.get("status", "")),
+                restricted=_restricted(obs),
+            )
+        )
     results = [Series(s, sorted(points[s.key], key=lambda p: d.sort_key(p.date))) for s in SERIES if points[s.key]]
     return results, _newest(other)
 
@@ -523,6 +629,7 @@ def _observation_value(obs: dict[str, Any]) -> str:
         return d.concept(obs["valueCodeableConcept"])
     if obs.get("valueString"):
         return str(obs["valueString"])
-    parts = [f"{d.concept(c.get('code'))} {d.quantity(c.get('valueQuantity'))}".strip()
-             for c in obs.get("component") or []]
+    parts = [
+        f"{d.concept(c.get('code'))} {d.quantity(c.get('valueQuantity'))}".strip() for c in obs.get("component") or []
+    ]
     return ", ".join(p for p in parts if p)

@@ -100,8 +100,9 @@ class Ctx:
             "assets_missing": self.web.assets.missing,
             "home_url": self.web.home(self.role) if self.session.signed_in else "/",
         }
-        return page_response(self.web.env, template, {**base, **context}, nonce=self.nonce, started=self.started,
-                             status=status)
+        return page_response(
+            self.web.env, template, {**base, **context}, nonce=self.nonce, started=self.started, status=status
+        )
 
 
 class WebApp:
@@ -169,15 +170,14 @@ class WebApp:
         response = self._guarded(ctx, view, roles)
         if ctx.session is not session or fresh:  # a new or rotated session: (re)set the cookie
             response.headers.append("set-cookie", cookie_header(ctx.session.id, secure=self._secure(request)))
-        if ctx.session.data.get("ended"):
-            response.headers.append("set-cookie", cookie_header("", secure=self._secure(request), max_age=0))
         return response
 
     def _guarded(self, ctx: Ctx, view: Page, roles: Collection[str] | None) -> Response:
         request = ctx.request
         if request.method == "POST" and not self._post_allowed(ctx):
-            return ctx.render("error.jinja", 403, title="This form has expired",
-                              message="Go back, reload the page and try again.")
+            return ctx.render(
+                "error.jinja", 403, title="This form has expired", message="Go back, reload the page and try again."
+            )
         if roles is not None:
             if not ctx.session.signed_in:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -185,8 +185,12 @@ class WebApp:
             if not self._renew(ctx):
                 return ctx.redirect("/sign-in")
             if ctx.role not in roles:
-                return ctx.render("error.jinja", 403, title="You cannot use this page",
-                                  message="This page is not available in your role.")
+                return ctx.render(
+                    "error.jinja",
+                    403,
+                    title="You cannot use this page",
+                    message="This page is not available in your role.",
+                )
         try:
             return view(ctx)
         except ServiceError as err:
@@ -218,8 +222,9 @@ class WebApp:
         if err.refused:
             return ctx.render("error.jinja", 403, title="You do not have access", message=err.message)
         log.warning("service error %s on %s: %s", err.status, ctx.request.url.path, err.message)
-        return ctx.render("error.jinja", 502 if err.status >= 500 else 400, title="Sorry, there is a problem",
-                          message=err.message)
+        return ctx.render(
+            "error.jinja", 502 if err.status >= 500 else 400, title="Sorry, there is a problem", message=err.message
+        )
 
     def _secure(self, request: Request) -> bool:
         if self.secure_cookies is not None:

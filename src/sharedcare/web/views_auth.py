@@ -49,7 +49,8 @@ def sign_in(ctx: Ctx) -> Response:
         errors["username"] = "The user name or password is not right"
         return ctx.render("sign_in.jinja", 401, next=target, errors=errors, username=username)
     ctx.session = ctx.web.sessions.rotate(ctx.session)
-    ctx.session.username, ctx.session.actor, ctx.session.actor_expires = signed.username, signed.actor, signed.expires_at
+    ctx.session.username, ctx.session.actor = signed.username, signed.actor
+    ctx.session.actor_expires = signed.expires_at
     return ctx.redirect(target or ctx.web.home(signed.actor.role))
 
 

@@ -39,8 +39,15 @@ def my_document(ctx: Ctx) -> Response:
     gateway = ctx.gateway()
     doc = gateway.get(f"DocumentReference/{ctx.params['doc']}")
     rec = load_record(ctx, _pid(ctx))
-    return ctx.render("record/document.jinja", record=rec, doc=doc, text=_document_text(doc), base="/my-record",
-                      title=str(doc.get("description") or "Document"), patient_view=True)
+    return ctx.render(
+        "record/document.jinja",
+        record=rec,
+        doc=doc,
+        text=_document_text(doc),
+        base="/my-record",
+        title=str(doc.get("description") or "Document"),
+        patient_view=True,
+    )
 
 
 # --- who has looked -------------------------------------------------------------------------------------------
@@ -54,8 +61,15 @@ def who_has_looked(ctx: Ctx) -> Response:
     others = [r for r in rows if r.username != mine and r.role != "patient"]
     names = organisation_names(ctx, {r.organisation for r in others})
     has_next = any(link.get("relation") == "next" for link in bundle.get("link") or [])
-    return ctx.render("patient/who_has_looked.jinja", rows=others, org_names=names, total=bundle.get("total", 0),
-                      offset=int(offset), has_next=has_next, own_hidden=len(rows) - len(others))
+    return ctx.render(
+        "patient/who_has_looked.jinja",
+        rows=others,
+        org_names=names,
+        total=bundle.get("total", 0),
+        offset=int(offset),
+        has_next=has_next,
+        own_hidden=len(rows) - len(others),
+    )
 
 
 # --- home blood pressure ----------------------------------------------------------------------------------------
@@ -70,16 +84,23 @@ def blood_pressure(ctx: Ctx) -> Response:
     errors, when = _check_reading(form)
     if errors:
         return ctx.render("patient/blood_pressure.jinja", 400, record=rec, form=form, errors=errors)
-    ctx.gateway().post("Observation", _bp_observation(pid, int(form["systolic"]), int(form["diastolic"]), when,
-                                                      int(form["pulse"]) if form["pulse"] else None))
+    ctx.gateway().post(
+        "Observation",
+        _bp_observation(
+            pid, int(form["systolic"]), int(form["diastolic"]), when, int(form["pulse"]) if form["pulse"] else None
+        ),
+    )
     ctx.flash("success", f"Your reading of {form['systolic']}/{form['diastolic']} mmHg has been added to your record")
     return ctx.redirect("/my-record/blood-pressure")
 
 
 def _check_reading(form: dict[str, str]) -> tuple[dict[str, str], str]:
     errors: dict[str, str] = {}
-    limits = {"systolic": (50, 300, "Systolic (top number)"), "diastolic": (30, 200, "Diastolic (bottom number)"),
-              "pulse": (25, 250, "Pulse")}
+    limits = {
+        "systolic": (50, 300, "Systolic (top number)"),
+        "diastolic": (30, 200, "Diastolic (bottom number)"),
+        "pulse": (25, 250, "Pulse"),
+    }
     for name, (low, high, label) in limits.items():
         value = form[name]
         if not value and name == "pulse":
@@ -111,15 +132,26 @@ def _moment(form: dict[str, str]) -> datetime | None:
 
 def _bp_observation(pid: str, systolic: int, diastolic: int, when: str, pulse: int | None) -> dict[str, Any]:
     patient = {"reference": f"Patient/{pid}"}
-    components = [_component("8480-6", "Systolic blood pressure", systolic, "mm[Hg]", "mmHg"),
-                  _component("8462-4", "Diastolic blood pressure", diastolic, "mm[Hg]", "mmHg")]
+    components = [
+        _component("8480-6", "Systolic blood pressure", systolic, "mm[Hg]", "mmHg"),
+        _component("8462-4", "Diastolic blood pressure", diastolic, "mm[Hg]", "mmHg"),
+    ]
     if pulse is not None:
         components.append(_component("8867-4", "Heart rate", pulse, "/min", "beats/minute"))
     return {
         "resourceType": "Observation",
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "vital-signs", "display": "Vital Signs"}]}],
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "vital-signs",
+                        "display": "Vital Signs",
+                    }
+                ]
+            }
+        ],
         "code": {
             "coding": [
                 {"system": SNOMED, "code": HOME_BP_CODE, "display": "Self measured blood pressure reading"},

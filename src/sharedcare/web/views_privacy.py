@@ -33,8 +33,15 @@ def alerts(ctx: Ctx) -> Response:
         query.append(("subtype", kind))
     bundle = ctx.gateway().get("AuditEvent", query)
     rows = [audit_row(e.get("resource") or {}) for e in bundle.get("entry") or []]
-    return ctx.render("privacy/alerts.jinja", rows=rows, kind=kind, offset=offset, total=bundle.get("total", 0),
-                      page_size=PAGE_SIZE, **_context(ctx, rows, bundle))
+    return ctx.render(
+        "privacy/alerts.jinja",
+        rows=rows,
+        kind=kind,
+        offset=offset,
+        total=bundle.get("total", 0),
+        page_size=PAGE_SIZE,
+        **_context(ctx, rows, bundle),
+    )
 
 
 def alert(ctx: Ctx) -> Response:
@@ -43,8 +50,15 @@ def alert(ctx: Ctx) -> Response:
     row = audit_row(event)
     activity: list[AuditRow] = []
     if row.username and row.patients:
-        bundle = ctx.gateway().get("AuditEvent", [("agent", row.username), ("patient", ",".join(row.patients)),
-                                                  ("date", f"ge{row.when}"), ("_count", "100")])
+        bundle = ctx.gateway().get(
+            "AuditEvent",
+            [
+                ("agent", row.username),
+                ("patient", ",".join(row.patients)),
+                ("date", f"ge{row.when}"),
+                ("_count", "100"),
+            ],
+        )
         activity = [audit_row(e.get("resource") or {}) for e in bundle.get("entry") or []]
         activity = [a for a in activity if a.id != row.id]
     ctx_rows = [row, *activity]
@@ -55,18 +69,29 @@ def audit_search(ctx: Ctx) -> Response:
     q = ctx.query
     form = {k: q.get(k, "").strip() for k in ("patient", "user", "from", "to", "type", "outcome")}
     if not q.get("search"):
-        return ctx.render("privacy/audit.jinja", form=form, errors={}, rows=None, event_types=EVENT_TYPES,
-                          outcomes=OUTCOMES)
+        return ctx.render(
+            "privacy/audit.jinja", form=form, errors={}, rows=None, event_types=EVENT_TYPES, outcomes=OUTCOMES
+        )
     errors, query = _audit_query(ctx, form)
     if errors:
-        return ctx.render("privacy/audit.jinja", 400, form=form, errors=errors, rows=None, event_types=EVENT_TYPES,
-                          outcomes=OUTCOMES)
+        return ctx.render(
+            "privacy/audit.jinja", 400, form=form, errors=errors, rows=None, event_types=EVENT_TYPES, outcomes=OUTCOMES
+        )
     offset = _offset(ctx)
     bundle = ctx.gateway().get("AuditEvent", [*query, ("_count", str(PAGE_SIZE)), ("_offset", str(offset))])
     rows = [audit_row(e.get("resource") or {}) for e in bundle.get("entry") or []]
-    return ctx.render("privacy/audit.jinja", form=form, errors={}, rows=rows, event_types=EVENT_TYPES,
-                      outcomes=OUTCOMES, offset=offset, total=bundle.get("total", 0), page_size=PAGE_SIZE,
-                      **_context(ctx, rows, bundle))
+    return ctx.render(
+        "privacy/audit.jinja",
+        form=form,
+        errors={},
+        rows=rows,
+        event_types=EVENT_TYPES,
+        outcomes=OUTCOMES,
+        offset=offset,
+        total=bundle.get("total", 0),
+        page_size=PAGE_SIZE,
+        **_context(ctx, rows, bundle),
+    )
 
 
 def _audit_query(ctx: Ctx, form: dict[str, str]) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -102,8 +127,10 @@ def _audit_query(ctx: Ctx, form: dict[str, str]) -> tuple[dict[str, str], list[t
 
 
 def _patient_ids(ctx: Ctx, nhs_number: str) -> list[str]:
-    bundle = ctx.gateway().get("Patient", [("identifier", f"{d.NHS_NUMBER_SYSTEM}|{nhs_number}"), ("_count", "50"),
-                                           ("_elements", "identifier")])
+    bundle = ctx.gateway().get(
+        "Patient",
+        [("identifier", f"{d.NHS_NUMBER_SYSTEM}|{nhs_number}"), ("_count", "50"), ("_elements", "identifier")],
+    )
     return [str((e.get("resource") or {}).get("id")) for e in bundle.get("entry") or []]
 
 

@@ -53,8 +53,11 @@ class PersonResult:
     def open_id(self, organisation: str | None) -> str:
         """The record to open: the caller's own organisation's, else the GP registration, else the first."""
         own = [p for p in self.patients if _managing(p) == organisation]
-        gp = [p for p in self.patients if _managing(p) and _managing(p) in {_ods(g) for g in
-                                                                           p.get("generalPractitioner") or []}]
+        gp = [
+            p
+            for p in self.patients
+            if _managing(p) and _managing(p) in {_ods(g) for g in p.get("generalPractitioner") or []}
+        ]
         return str((own or gp or self.patients)[0].get("id", ""))
 
     @property
@@ -161,8 +164,14 @@ def document(ctx: Ctx) -> Response:
             return ctx.render("error.jinja", 403, title="This document is withheld", message=err.message)
         raise
     rec = build_record([{"resource": patient}], pid)
-    return ctx.render("record/document.jinja", record=rec, doc=doc, text=_document_text(doc), base=f"/patients/{pid}",
-                      title=d.concept(doc.get("type")) or "Document")
+    return ctx.render(
+        "record/document.jinja",
+        record=rec,
+        doc=doc,
+        text=_document_text(doc),
+        base=f"/patients/{pid}",
+        title=d.concept(doc.get("type")) or "Document",
+    )
 
 
 def _document_text(doc: dict[str, Any]) -> str:
@@ -190,8 +199,9 @@ def access(ctx: Ctx) -> Response:
     if len(reason) < 10:
         errors["reason"] = "Give a reason of at least 10 characters: it is recorded and reviewed"
     if errors:
-        return ctx.render("access.jinja", 400, pid=pid, may=may, errors=errors, form=ctx.form,
-                          reason_codes=REASON_CODES)
+        return ctx.render(
+            "access.jinja", 400, pid=pid, may=may, errors=errors, form=ctx.form, reason_codes=REASON_CODES
+        )
     operation, label = GRANTS[kind]
     params = [{"name": "reason", "valueString": reason}]
     if ctx.form.get("reason_code"):
@@ -202,13 +212,21 @@ def access(ctx: Ctx) -> Response:
         if err.status >= 500:
             raise
         errors["reason"] = err.message
-        return ctx.render("access.jinja", 400, pid=pid, may=may, errors=errors, form=ctx.form,
-                          reason_codes=REASON_CODES)
+        return ctx.render(
+            "access.jinja", 400, pid=pid, may=may, errors=errors, form=ctx.form, reason_codes=REASON_CODES
+        )
     expires = next((p.get("valueInstant") for p in result.get("parameter") or [] if p.get("name") == "expires"), "")
-    ctx.session.data.setdefault("grants", {})[pid] = {"kind": kind, "label": label, "expires": expires,
-                                                      "reason": reason}
-    ctx.flash("warning", f"{label} granted until {d.date_time(expires)} (UTC). This access is recorded and the "
-              "privacy officer has been told.")
+    ctx.session.data.setdefault("grants", {})[pid] = {
+        "kind": kind,
+        "label": label,
+        "expires": expires,
+        "reason": reason,
+    }
+    ctx.flash(
+        "warning",
+        f"{label} granted until {d.date_time(expires)} (UTC). This access is recorded and the "
+        "privacy officer has been told.",
+    )
     return ctx.redirect(f"/patients/{pid}")
 
 
