@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from sharedcare.access.actor import Actor, new_request_id
 from sharedcare.access.policy import now_instant
@@ -67,15 +67,18 @@ class AuthEndpoints:
     oidc: OidcProvider | None = None
     oidc_users: dict[str, User] = field(default_factory=dict)
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
+        auth = [
+            Route("/jwks", self.jwks, methods=["GET"]),
+            Route("/authorize", self.authorize, methods=["GET", "POST"]),
+            Route("/oidc/start", self.oidc_start, methods=["GET"]),
+            Route("/oidc/callback", self.oidc_callback, methods=["GET"]),
+            Route("/token", self.token, methods=["POST"]),
+        ]
         return [
             Route("/.well-known/smart-configuration", self.smart_configuration, methods=["GET"]),
             Route("/fhir/.well-known/smart-configuration", self.smart_configuration, methods=["GET"]),
-            Route("/auth/jwks", self.jwks, methods=["GET"]),
-            Route("/auth/authorize", self.authorize, methods=["GET", "POST"]),
-            Route("/auth/oidc/start", self.oidc_start, methods=["GET"]),
-            Route("/auth/oidc/callback", self.oidc_callback, methods=["GET"]),
-            Route("/auth/token", self.token, methods=["POST"]),
+            Mount("/auth", routes=auth),  # one prefix test for every other request
         ]
 
     # --- discovery ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Refusals (401, 429) are audited like any other request.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -96,16 +97,16 @@ class SecurityEdge:
     # --- authentication -----------------------------------------------------------------------------------
     def _authenticate(self, scope: Scope, address: str) -> tuple[Actor | None, tuple[str, str]]:
         if self.tokens is None:
-            return replace(DEV_OPEN, address=address), ("", "")
+            return _dev_actor(address), ("", "")
         header = _header(scope, b"authorization")
         if not header or not header.lower().startswith("bearer "):
             return None, ('Bearer realm="sharedcare"', "A bearer access token is required")
         try:
-            actor = self.tokens.actor(header[7:].strip())
+            actor = self.tokens.actor(header[7:].strip(), address)
         except InvalidToken as exc:
             message = str(exc)
             return None, (f'Bearer realm="sharedcare", error="invalid_token", error_description="{message}"', message)
-        return replace(actor, address=address), ("", "")
+        return actor, ("", "")
 
     def _rate(self, actor: Actor) -> float:
         if self.open or not self.limiter.enabled or actor.unrestricted:
@@ -153,6 +154,11 @@ class SecurityEdge:
             await send(message)
 
         return secured
+
+
+@functools.lru_cache(maxsize=1024)
+def _dev_actor(address: str) -> Actor:
+    return replace(DEV_OPEN, address=address)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

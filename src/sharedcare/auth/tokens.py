@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -93,7 +93,7 @@ class TokenService:
         self.store, self.keys, self.registry = store, keys, registry
         self.access_seconds, self.refresh_seconds = access_seconds, refresh_seconds
         self.fetch_jwks = fetch_jwks
-        self._cache: OrderedDict[str, tuple[Actor, int]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, str | None], tuple[Actor, int]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -185,19 +185,22 @@ class TokenService:
         return self.keys.sign(claims)
 
     # --- verifying bearer tokens ------------------------------------------------------------------------------
-    def actor(self, token: str) -> Actor:
-        """The Actor a bearer token stands for; InvalidToken when it does not verify."""
+    def actor(self, token: str, address: str | None = None) -> Actor:
+        """The Actor a bearer token stands for, calling from `address`; InvalidToken when it does not verify."""
         now = int(time.time())
+        key = (token, address)
         with self._lock:
-            hit = self._cache.get(token)
+            hit = self._cache.get(key)
             if hit is not None:
                 if hit[1] > now:
-                    self._cache.move_to_end(token)
+                    self._cache.move_to_end(key)
                     return hit[0]
-                del self._cache[token]
+                del self._cache[key]
         actor, exp = self._verify(token, now)
+        if address is not None:
+            actor = replace(actor, address=address)
         with self._lock:
-            self._cache[token] = (actor, exp)
+            self._cache[key] = (actor, exp)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return actor

@@ -31,6 +31,10 @@ from sharedcare.settings import Settings
 from sharedcare.store.changes import ChangeFeed
 from sharedcare.store.sqlstore import SqlStore
 
+# Probes and scrapes must answer under overload; the change feed too, so a replica keeps up while the primary is
+# saturated (a feed request waits asynchronously, holding no worker thread, and only operators' replicas call it).
+ADMISSION_EXEMPT = ("/healthz", "/readyz", "/metrics", "/fhir/_changes")
+
 
 class Indexer(Protocol):
     def index(self, resource: dict[str, Any]) -> IndexRows: ...
@@ -79,6 +83,7 @@ class Operations:
                 max_queue=s.max_queue,
                 queue_timeout=s.queue_timeout_ms / 1000,
                 retry_after=s.retry_after,
+                exempt=ADMISSION_EXEMPT,
                 metrics=self.metrics,
             ),
         ]
