@@ -28,6 +28,7 @@ class RestrictedStore:
         self._store = store
         self._restriction_for = restriction_for
         self.dialect = store.dialect
+        self._compiled: dict[tuple[int, str], tuple[Restriction, str, list[Any]]] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -103,7 +104,15 @@ class RestrictedStore:
 
     # --- SQL ----------------------------------------------------------------------------------------------
     def _sql(self, restriction: Restriction, alias: str) -> tuple[str, list[Any]]:
+        """The restriction's SQL, built once per restriction object (policies keep one per token per second)."""
+        key = (id(restriction), alias)
+        hit = self._compiled.get(key)
+        if hit is not None and hit[0] is restriction:
+            return hit[1], hit[2]
         sql, args = restriction_sql(restriction, alias, criteria_sql=self._criteria_sql)
+        if len(self._compiled) > 2048:
+            self._compiled.clear()
+        self._compiled[key] = (restriction, sql or "1 = 1", args)
         return sql or "1 = 1", args
 
     def _criteria_sql(self, type: str, criteria: Criteria, alias: str) -> tuple[str, list[Any]]:

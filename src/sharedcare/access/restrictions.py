@@ -106,13 +106,16 @@ def restriction_sql(
 
 
 def patients_sql(gate: PatientGate, alias: str) -> tuple[str, list[Any]]:
-    """Every patient compartment of the row, current (`compartment`) or past (`access_member`), passes the gate."""
+    """Every patient compartment of the row, current (`compartment`) or past (`access_member`), passes the gate.
+
+    A past patient that is also a current one is not checked twice."""
     ok_c, args_c = gate_sql(gate, "c.comp_id")
     ok_m, args_m = gate_sql(gate, "m.patient")
     sql = (
         f"NOT EXISTS (SELECT 1 FROM compartment c WHERE c.rid = {alias}.rid AND c.comp_type = 'Patient' "
         f"AND NOT ({ok_c})) AND NOT EXISTS (SELECT 1 FROM access_member m WHERE m.rid = {alias}.rid "
-        f"AND NOT ({ok_m}))"
+        "AND NOT EXISTS (SELECT 1 FROM compartment c2 WHERE c2.rid = m.rid AND c2.comp_type = 'Patient' "
+        f"AND c2.comp_id = m.patient) AND NOT ({ok_m}))"
     )
     return sql, [*args_c, *args_m]
 
