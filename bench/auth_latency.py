@@ -1,12 +1,13 @@
 """What authentication and authorisation cost on read and search latency, against the open development mode.
 
-Starts two `sharedcare serve` processes on one SQLite store: one secure (bearer token of a clinician with a
-legitimate relationship, so every read runs the restricted query), one in the open mode (no authentication, no
-restriction). Both audit every request, so the difference is the cost of authentication and authorisation alone.
-Requests alternate between the two servers in blocks, so drift in machine load falls on both alike. A third
-server (secure, `audit_sync_reads=false`) shows what waiting for the audit commit costs on top.
+Three `sharedcare serve` processes, one SQLite store each, holding the same patient and observation at the same
+ids: the open mode (no authentication, no restriction), the secure mode (a clinician's bearer token with a
+legitimate relationship, so every read runs the restricted query), and the secure mode as configured by default,
+where a read is answered only once its AuditEvent is committed. The first two batch their audit writes, so their
+difference is authentication and authorisation alone; the third shows what waiting for the audit commit adds.
+Requests alternate between the servers in small blocks; the per-round ratio of medians cancels load drift.
 
-    .venv/bin/python bench/auth_latency.py [--n 2000] [--block 100]
+    .venv/bin/python bench/auth_latency.py [--n 4000] [--block 50]
 """
 
 from __future__ import annotations

@@ -212,30 +212,45 @@ def replica(args: argparse.Namespace, workdir: Path) -> None:
             time.sleep(0.1)
         catch_up = time.monotonic() - started
         emit("replica_catch_up", versions=head, seconds=round(catch_up, 1), versions_per_s=round(head / catch_up))
-        result = asyncio.run(_replica_load(primary.base, rep.base, args.rate, args.seconds, args.bundle))
-        acked_last = result.pop("last_id")
-        primary.kill()
-        killed = time.monotonic()
-        serve_ms = _until_served(rep.base, acked_last, killed)
+        killed_at: list[float] = []
+
+        def kill_primary() -> None:  # straight after the last write: some are still in the replication window
+            primary.kill()
+            killed_at.append(time.monotonic())
+
+        result = asyncio.run(_replica_load(primary.base, rep.base, args.rate, args.seconds, args.bundle, kill_primary))
+        acked: list[tuple[float, str]] = result.pop("acked")
+        killed = killed_at[0]
+        serve_ms = _until_served(rep.base, acked[0][1], killed)
+        time.sleep(1.0)
         status = httpx.get(rep.base + "/readyz").json()["replica"]
+        missing = [
+            (t, rid) for t, rid in acked[-200:] if httpx.get(f"{rep.base}/fhir/Observation/{rid}").status_code != 200
+        ]
         emit(
             "replica",
             **result,
             replica_apply_lag_p50=status.get("apply_lag_p50"),
             replica_apply_lag_p99=status.get("apply_lag_p99"),
-            time_to_serve_last_acknowledged_ms=serve_ms,
+            replica_serving_after_primary_death_ms=serve_ms,
+            acknowledged_bundles_not_on_replica=len(missing),
+            window_ms=round((killed - min(t for t, _ in missing)) * 1000) if missing else 0,
+            replica_lag_header_after_death_s=status.get("lag_seconds"),
         )
     finally:
         rep.stop()
         primary.stop()
 
 
-async def _replica_load(primary: str, replica_base: str, rate: int, seconds: float, bundle: int) -> dict[str, Any]:
+async def _replica_load(
+    primary: str, replica_base: str, rate: int, seconds: float, bundle: int, when_written: Callable[[], None]
+) -> dict[str, Any]:
     """Open-loop writes at `rate` resources/s (Bundles of `bundle`); a sample of writes is timed until visible."""
     import aiohttp
 
     lags: list[float] = []
-    acked, offered, last_id = 0, 0, ""
+    acked, offered = 0, 0
+    acked_ids: list[tuple[float, str]] = []
     sample_every = 10
     async with aiohttp.ClientSession() as session:
 
@@ -249,7 +264,7 @@ async def _replica_load(primary: str, replica_base: str, rate: int, seconds: flo
                 await asyncio.sleep(0.01)
 
         async def write(n: int) -> None:
-            nonlocal acked, last_id
+            nonlocal acked
             entries = [
                 {"resource": observation(n + k), "request": {"method": "POST", "url": "Observation"}}
                 for k in range(bundle)
@@ -260,29 +275,31 @@ async def _replica_load(primary: str, replica_base: str, rate: int, seconds: flo
             if r.status == 200:
                 acked += bundle
                 rid = orjson.loads(data)["entry"][-1]["resource"]["id"]
-                last_id = rid
+                acked_ids.append((time.monotonic(), rid))
                 if n // bundle % sample_every == 0:
-                    await watch(rid, time.monotonic())
+                    watchers.append(asyncio.create_task(watch(rid, time.monotonic())))
 
-        tasks, t0 = [], time.monotonic()
+        tasks, watchers, t0 = [], [], time.monotonic()
         for i in range(int(rate * seconds / bundle)):
             await asyncio.sleep(max(0.0, t0 + i * bundle / rate - time.monotonic()))
             tasks.append(asyncio.create_task(write(i * bundle)))
             offered += bundle
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - t0
+        when_written()
+        await asyncio.gather(*watchers)
     return {
         "offered_writes_per_s": rate,
         "acknowledged_writes_per_s": round(acked / elapsed),
         "visibility_lag_p50_s": round(pct(lags, 0.5), 3),
         "visibility_lag_p99_s": round(pct(lags, 0.99), 3),
         "visibility_samples": len(lags),
-        "last_id": last_id,
+        "acked": sorted(acked_ids),
     }
 
 
 def _until_served(replica_base: str, rid: str, since: float, limit: float = 30.0) -> float | None:
-    """Milliseconds from the primary's death until the replica serves the last acknowledged write."""
+    """Milliseconds from the primary's death until the replica answers a read of `rid`."""
     while rid and time.monotonic() - since < limit:
         try:
             if httpx.get(f"{replica_base}/fhir/Observation/{rid}", timeout=2).status_code == 200:

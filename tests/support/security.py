@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> str:
 
 
 def secure_settings(url: str, **overrides: Any) -> Settings:
-    """Security on (the default), rate limiting off unless a test asks for it."""
-    values: dict[str, Any] = {"db": url, "auth_required": True, "rate_limit_per_second": 0}
+    """Security on (the default), rate limiting off unless a test asks for it, bulk files in a temporary folder
+    (not beside the store: a PostgreSQL store has no folder, and the default would be the working directory)."""
+    values: dict[str, Any] = {
+        "db": url,
+        "auth_required": True,
+        "rate_limit_per_second": 0,
+        "bulk_dir": tempfile.mkdtemp(prefix="sharedcare-test-bulk-"),
+    }
     values.update(overrides)
     return Settings(**values)
 

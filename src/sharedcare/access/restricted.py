@@ -102,6 +102,15 @@ class RestrictedStore:
         entries = [StoredResource(r[0], r[1], r[2], r[3], _bytes(r[4]), r[5]) for r in rows]
         return HistoryPage(entries, snapshot, total)
 
+    # --- for search (issue 7 part 2) -----------------------------------------------------------------------
+    def restrict(self, type: str | None, perm: str = "s") -> Callable[[str], tuple[str, list[Any]]] | None:
+        """The current caller's restriction in the shape `store.search_page(..., restrict=)` takes: alias →
+        (condition, args); None when the caller is unrestricted."""
+        restriction = self._restriction_for(type, perm)
+        if restriction is None:
+            return None
+        return lambda alias: self._sql(restriction, alias)
+
     # --- SQL ----------------------------------------------------------------------------------------------
     def _sql(self, restriction: Restriction, alias: str) -> tuple[str, list[Any]]:
         """The restriction's SQL, built once per restriction object (policies keep one per token per second)."""

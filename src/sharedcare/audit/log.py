@@ -100,20 +100,20 @@ class AuditLog:
                 self.d.sql("INSERT INTO audit_pending (body) VALUES (?)"), [(orjson.dumps(e),) for e in events]
             )
 
-    def seal_in(self, cur: Any) -> int:
-        """Chain every pending event, oldest first; returns how many were sealed."""
+    def seal_in(self, cur: Any, events: Sequence[dict[str, Any]] = ()) -> int:
+        """Chain every pending event (oldest first), then `events`; returns how many were sealed."""
         self.lock(cur, CHAIN_LOCK)
         cur.execute("SELECT pid, body FROM audit_pending ORDER BY pid")
         pending = [(row[0], bytes(row[1])) for row in cur.fetchall()]
-        if not pending:
+        batch = [(orjson.loads(body), body) for _, body in pending] + [(e, orjson.dumps(e)) for e in events]
+        if not batch:
             return 0
         cur.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         last = cur.fetchone()
         seq, prev = (int(last[0]), last[1]) if last else (0, GENESIS)
         rows, terms = [], []
-        for _, body in pending:
+        for event, body in batch:
             seq += 1
-            event = orjson.loads(body)
             digest = chain_hash(seq, prev, body)
             rows.append((seq, event["id"], event["recorded"], prev, digest, body))
             terms += [(seq, kind, value) for kind, value in index_terms(event)]
@@ -123,18 +123,23 @@ class AuditLog:
             sql("INSERT INTO audit_log (seq, id, recorded, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?, ?)"), rows
         )
         cur.executemany(sql("INSERT INTO audit_index (seq, kind, value) VALUES (?, ?, ?)"), terms)
-        cur.execute(sql("DELETE FROM audit_pending WHERE pid <= ?"), (pending[-1][0],))
+        if pending:
+            cur.execute(sql("DELETE FROM audit_pending WHERE pid <= ?"), (pending[-1][0],))
         self._set_head(cur, seq, prev)
-        return len(pending)
+        return len(batch)
 
     def _set_head(self, cur: Any, seq: int, digest: str) -> None:
         head = f"{seq}:{digest}"
         values = [("head", head)]
         if self.sign is not None:
             values.append(("head_signature", self.sign(head.encode())))
-        for key, value in values:
-            cur.execute(self.d.sql("DELETE FROM audit_state WHERE key = ?"), (key,))
-            cur.execute(self.d.sql("INSERT INTO audit_state (key, value) VALUES (?, ?)"), (key, value))
+        cur.executemany(
+            self.d.sql(
+                "INSERT INTO audit_state (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            values,
+        )
 
     # --- verification -------------------------------------------------------------------------------------
     def verify(self, cur: Any, batch: int = 2000) -> VerifyReport:

@@ -141,8 +141,7 @@ class AuditTrail:
         try:
             with self.store.writing() as cur:
                 events = [build(self._resolve(cur, j.record)) for j in jobs if j.record is not None]
-                self.log.stage_in(cur, events)
-                self.log.seal_in(cur)
+                self.log.seal_in(cur, events)
         except Exception as exc:  # reported to every waiting request; the trail must not fail silently
             log.exception("audit trail write failed")
             for j in jobs:

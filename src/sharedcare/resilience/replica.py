@@ -167,9 +167,10 @@ class Follower:
             for change in page.entries:
                 self._apply_one(cur, change)
             self._save_position(cur, page.position, page.epoch)
-        now = time.time()
-        for change in page.entries:
-            self._observe_lag(now, change.last_updated)
+        if self.state.as_of is not None:  # live following; the first catch-up from empty is not "lag"
+            now = time.time()
+            for change in page.entries:
+                self._observe_lag(now, change.last_updated)
         self.state.position, self.state.epoch = page.position, page.epoch
         self.state.applied += len(page.entries)
         self._applied.inc(amount=len(page.entries))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the baseline a new store starts at; every later change is a numbered store/migrations step
 
 
 @dataclass(frozen=True)
