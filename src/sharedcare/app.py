@@ -125,7 +125,13 @@ def build(settings: Settings) -> Server:
         config,
         capability=capability_handler(capability),
         bundles=BundleProcessor(repo, lambda r: route_holder[0](r), types),
-        search=SearchHandler(store, registry, config, not_ready=reindexer.not_ready),
+        search=SearchHandler(
+            store,
+            registry,
+            config,
+            not_ready=reindexer.not_ready,
+            restrict_for=getattr(repo.store, "search_restrict", None),  # the caller's access restriction
+        ),
         operations={"$validate": validate_operation(repo), **mpi_handlers(matcher, repo, config), **bulk.operations,
                     "$reindex": reindex_operation(reindexer)},
         summary_elements=defs.summary_elements,

@@ -3,17 +3,18 @@
 The repository is given this wrapper instead of the raw store, so the router's read, vread and history run
 unchanged while the query itself decides what the caller may see (architecture.md: "a repository bound to the
 caller"; Medplum's `getRepoForLogin`). History totals and paging therefore count only visible versions. Other
-store methods pass through untouched (writes are checked by the write hook; search is bound in part 2 of issue 7
-through the same `restriction_sql`).
+store methods pass through untouched (writes are checked by the write hook); search, `$everything` and `$export`
+take the same `restriction_sql` through `restrict` / `search_restrict`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sharedcare.access.policy import NOT_AVAILABLE, WITHHELD
-from sharedcare.access.restrictions import Restriction, restriction_sql
+from sharedcare.access.restrictions import PatientGate, Restriction, gate_sql, restriction_sql
 from sharedcare.access.scopes import Criteria
 from sharedcare.errors import Forbidden
 from sharedcare.store.base import HistoryPage, HistoryQuery
@@ -110,6 +111,63 @@ class RestrictedStore:
         if restriction is None:
             return None
         return lambda alias: self._sql(restriction, alias)
+
+    def search_restrict(
+        self, types: tuple[str, ...] | None, *, notice: bool = False, perm: str = "s"
+    ) -> tuple[Callable[[str], tuple[str, list[Any]]] | None, Callable[[str], tuple[str, list[Any]]] | None]:
+        """(restrict, unlabelled) for a search over `types`: the caller's restriction, and (when `notice` and
+        something is withheld for sensitivity) the same without its sensitivity part, to tell that rows were
+        withheld. (None, None) when the caller is unrestricted."""
+        type = types[0] if types is not None and len(types) == 1 else None
+        restriction = self._restriction_for(type, perm)
+        if restriction is None:
+            return None, None
+        unlabelled = None
+        if notice and restriction.withheld and not restriction.deny_all:
+            plain = restriction.without_sensitivity()
+            unlabelled = lambda alias: restriction_sql(plain, alias, criteria_sql=self._criteria_sql)  # noqa: E731
+        return (lambda alias: self._sql(restriction, alias)), unlabelled
+
+    def record_restrict(
+        self, patients: list[str], perm: str = "r"
+    ) -> tuple[Callable[[str], tuple[str, list[Any]]] | None, Callable[[str], tuple[str, list[Any]]] | None]:
+        """(restrict, unlabelled) for one person's longitudinal record (`$everything` over linked Patients).
+
+        The caller has passed the patient gate for the Patient it asked for (the boundary checks that first); the
+        other source Patients linked to the same person share that relationship, so the gate becomes "only these
+        linked Patients" while each one's objections, organisation restrictions and opt-outs still apply, as do
+        the role's types and the sensitivity rules (another organisation's sensitive items stay withheld)."""
+        restriction = self._restriction_for(None, perm)
+        if restriction is None:
+            return None, None
+        if restriction.deny_all:
+            raise Forbidden(NOT_AVAILABLE)
+        if restriction.patients is not None and not self._any_passes(restriction.patients, patients):
+            raise Forbidden(NOT_AVAILABLE)  # e.g. Person/{id}/$everything, which the boundary does not gate
+        if restriction.patients is not None:
+            gate = replace(restriction.patients, only=frozenset(patients), relationship_required=False)
+            restriction = replace(restriction, patients=gate)
+        plain = restriction.without_sensitivity() if restriction.withheld and not restriction.deny_all else None
+
+        def restrict(alias: str) -> tuple[str, list[Any]]:
+            return restriction_sql(restriction, alias, criteria_sql=self._criteria_sql)
+
+        def unlabelled(alias: str) -> tuple[str, list[Any]]:
+            assert plain is not None
+            return restriction_sql(plain, alias, criteria_sql=self._criteria_sql)
+
+        return restrict, (unlabelled if plain is not None else None)
+
+    def _any_passes(self, gate: PatientGate, patients: list[str]) -> bool:
+        """Does the caller pass the patient gate for at least one of these Patients?"""
+        cond, args = gate_sql(gate, "x.pid")
+        sql = self.dialect.sql(f"SELECT 1 FROM (SELECT CAST(? AS TEXT) AS pid) x WHERE {cond}")
+        with self._store.reading() as cur:
+            for patient in patients:
+                cur.execute(sql, [patient, *args])
+                if cur.fetchone() is not None:
+                    return True
+        return False
 
     # --- SQL ----------------------------------------------------------------------------------------------
     def _sql(self, restriction: Restriction, alias: str) -> tuple[str, list[Any]]:

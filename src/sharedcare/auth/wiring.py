@@ -164,7 +164,10 @@ def _bind_repository(security: Security, repo: Any) -> None:
     Writes that other write hooks make (e.g. matching's Person and Task) are the server's own: they run as the
     internal actor, under the same request id, so the caller's rights are checked once, on what it asked for.
     """
-    repo.store = RestrictedStore(repo.store, security.restriction_for)
+    restricted = RestrictedStore(repo.store, security.restriction_for)
+    repo.store = restricted
+    # conditional interactions match only among what the caller may see (no existence leak through them)
+    restricted._store.match_restrict = lambda type: restricted.restrict(type, "r")
     hook = AccessWriteHook(security.policy, access_tables.AccessTables(security.store.dialect), current)
     repo.write_hooks[:0] = [hook]
     repo.write_hooks.append(security.trail.on_write)

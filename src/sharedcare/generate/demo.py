@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from sharedcare.app import Server, build
@@ -79,8 +79,6 @@ def prepare_demo(patients: int, seed: int, db: str | None, *, echo: Callable[[st
     """Generate and load the demo region; returns the running server's composition (not yet serving)."""
     url = demo_database(db)
     overrides: dict[str, object] = {"db": url, "sqlite_synchronous": "OFF" if db is None else None}
-    if "auth_required" in {f.name for f in fields(Settings)}:
-        overrides["auth_required"] = False  # the demo runs in open development mode until demo credentials exist
     settings = Settings.from_env(**overrides)
     server = build(settings)
     echo(f"sharedcare demo: generating {patients:,} synthetic people (seed {seed}) into {url}")
@@ -95,8 +93,30 @@ def prepare_demo(patients: int, seed: int, db: str | None, *, echo: Callable[[st
     return server
 
 
-def demo_banner(host: str, port: int) -> str:
+def operator_token(server: Server, hours: int = 12) -> str:
+    """A bearer token for the demo's FHIR API: an administrator system token, as `sharedcare token` prints."""
+    from sharedcare.access.scopes import ScopeSet
+
+    text, _ = server.security.tokens.issue(
+        kind="system",
+        subject="operator:demo",
+        role="administrator",
+        client_id="sharedcare-demo",
+        scopes=ScopeSet.parse("system/*.*"),
+        purpose="direct-care",
+        organisation=None,
+        seconds=hours * 3600,
+    )
+    return text
+
+
+def demo_banner(host: str, port: int, token: str | None = None) -> str:
     base = f"http://{host}:{port}/fhir"
+    auth = (
+        [f"  FHIR API token:  {token}", f"  e.g.  curl -H 'Authorization: Bearer <token>' {base}/Patient?_count=5"]
+        if token
+        else ["  authentication: open development mode (no credentials)"]
+    )
     return "\n".join(
         [
             "",
@@ -105,7 +125,7 @@ def demo_banner(host: str, port: int) -> str:
             f"  Patients:        {base}/Patient?_count=10",
             f"  By NHS number:   {base}/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|<10 digits>",
             f"  Organisations:   {base}/Organization",
-            "  authentication: open development mode (no credentials yet)",
+            *auth,
             "  All data is synthetic: invented people and places, NHS numbers in the 999 test range.",
             "  Press Ctrl+C to stop.",
             "",

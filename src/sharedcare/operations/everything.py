@@ -11,12 +11,16 @@ Patients and the Person (http://hl7.org/fhir/R4/patient-operation-everything.htm
   resource came from: the organisation its own `meta.source` names, as the server stamps it on each write; else the
   organisation owning its source Patient, i.e. that Patient's managingOrganization) and `source-patient` (that
   Patient). The Person entry (the MPI's own resource) carries neither.
+- The caller's access restriction (relationship, consent, sensitivity, role types) is ANDed into the page, the
+  total and the duplicate flags, as for search: sensitive entries from other organisations are withheld unless the
+  role sees them. When something was withheld for sensitivity an outcome entry (issue `suppressed`) says so.
 - Facts that look the same as one sent by another organisation (same kind, code, day and value) carry
   `possible-duplicate` extensions naming the other resource. Nothing is dropped.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +30,12 @@ import orjson
 
 from sharedcare.errors import InvalidRequest, NotFound
 from sharedcare.fhir.bundle import Entry, bundle_bytes
+from sharedcare.fhir.outcome import outcome_bytes
 from sharedcare.matching.features import MatchRecord, meta_source_organisation
 from sharedcare.matching.resources import DUPLICATE_URL, ODS_SYSTEM, SOURCE_ORG_URL, SOURCE_PATIENT_URL
 from sharedcare.matching.service import MatchService
-from sharedcare.types import FhirRequest, FhirResponse
+from sharedcare.store.search_exec import WITHHELD_NOTICE
+from sharedcare.types import FhirRequest, FhirResponse, Issue
 
 DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
 
@@ -47,13 +53,19 @@ def everything_operation(service: MatchService, repo: Any, default_count: int, m
         since = _instant_param(req, "_since")
         count = min(_int(req, "_count", default_count), max_count)
         cursor = _int(req, "_cursor", 0)
+        restrict_for = getattr(repo.store, "record_restrict", None)
+        restrict, unlabelled = restrict_for(patients) if restrict_for else (None, None)
         with service.mpi.reading() as sql:
-            total = sql.everything_total(patients, types, since)
-            rows = sql.everything_page(patients, types, since, cursor, count + 1) if count else []
+            total = sql.everything_total(patients, types, since, restrict)
+            rows = sql.everything_page(patients, types, since, cursor, count + 1, restrict) if count else []
             more, rows = len(rows) > count, rows[:count]
             orgs = {pid: MatchRecord.from_json(f).org for pid, _, _, f in sql.records(patients)}
-            duplicates = _duplicates(sql, rows, patients, orgs)
+            duplicates = _duplicates(sql, rows, patients, orgs, restrict)
+            withheld = bool(restrict and unlabelled and sql.everything_withheld(patients, types, since, restrict,
+                                                                                 unlabelled))
         entries = [_entry(req.base_url, row, orgs, duplicates) for row in rows]
+        if withheld:
+            entries.insert(0, withheld_entry())
         links = _links(req, rtype, rid, count, rows if more else [], cursor)
         return FhirResponse(200, bundle_bytes("searchset", entries, total=total, links=links))
 
@@ -77,15 +89,21 @@ def _entry(base: str, row: tuple, orgs: dict[str, str | None], duplicates: dict[
     return Entry({"fullUrl": fields["fullUrl"], "extension": extension, "search": fields["search"]}, body)
 
 
+def withheld_entry() -> Entry:
+    """An outcome entry saying that something was withheld by the access policy, never what."""
+    issue = Issue("information", "suppressed", WITHHELD_NOTICE)
+    return Entry({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "search": {"mode": "outcome"}}, outcome_bytes([issue]))
+
+
 def _duplicates(
-    sql: Any, rows: list[tuple], patients: list[str], orgs: dict[str, str | None]
+    sql: Any, rows: list[tuple], patients: list[str], orgs: dict[str, str | None], restrict: Any = None
 ) -> dict[tuple[str, str], list[str]]:
     """For each resource on the page, same-looking facts from another organisation (or another source record)."""
     prints = sql.facts_of([(r[1], r[2]) for r in rows])
     if not prints:
         return {}
     holders: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    for fp, type, id, pid in sql.same_facts(list(prints.values()), patients):
+    for fp, type, id, pid in sql.same_facts(list(prints.values()), patients, restrict):
         holders[fp].append((type, id, pid))
     owner = {(r[1], r[2]): r[6] for r in rows}
     out: dict[tuple[str, str], list[str]] = {}

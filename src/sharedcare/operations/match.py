@@ -3,18 +3,22 @@
 Input: a Parameters body with `resource` (the Patient), optional `onlyCertainMatches` and `count` (default 10),
 or the Patient itself as the body. Output: a searchset Bundle of stored source Patients, best first, each with
 `search.score` (the match probability), the `match-grade` extension (certain, probable, possible) on `search`,
-and on the entry the match weight in bits and the Person the candidate belongs to.
+and on the entry the match weight in bits and the Person the candidate belongs to. Candidates are read through
+the caller's access restriction: those the caller may not see are left out (withheld ones are announced by an
+outcome entry with issue `suppressed`, never named).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sharedcare.errors import InvalidRequest
+from sharedcare.access.policy import WITHHELD
+from sharedcare.errors import Forbidden, Gone, InvalidRequest, NotFound
 from sharedcare.fhir.bundle import Entry, bundle_bytes
 from sharedcare.matching.resources import MATCH_GRADE_URL, MATCH_WEIGHT_URL, PERSON_URL
 from sharedcare.matching.rules import Outcome, match_grade
 from sharedcare.matching.service import MatchService
+from sharedcare.operations.everything import withheld_entry
 from sharedcare.operations.parameters import operation_inputs
 from sharedcare.types import FhirRequest, FhirResponse
 
@@ -33,17 +37,27 @@ def match_operation(service: MatchService, repo: Any) -> Any:
         only_certain = str(inputs.get("onlyCertainMatches", "false")).lower() == "true"
         count = _count(inputs.get("count", DEFAULT_COUNT))
         entries = []
+        withheld = False
         for c in service.score(patient, count * 3):
             if c.decision.outcome not in (Outcome.LINK, Outcome.REVIEW):
                 continue
             grade = match_grade(c.decision, service.weights)
             if only_certain and grade != "certain":
                 continue
-            stored = repo.read("Patient", c.record.patient_id)
+            try:  # read through the caller's restriction: a candidate the caller may not see is left out
+                stored = repo.read("Patient", c.record.patient_id)
+            except Forbidden as err:
+                withheld = withheld or err.message == WITHHELD
+                continue
+            except (NotFound, Gone):
+                continue
             entries.append(_entry(req.base_url, stored, c, grade, service))
             if len(entries) >= count:
                 break
-        return FhirResponse(200, bundle_bytes("searchset", entries, total=len(entries)))
+        total = len(entries)
+        if withheld:
+            entries.insert(0, withheld_entry())
+        return FhirResponse(200, bundle_bytes("searchset", entries, total=total))
 
     return handler
 

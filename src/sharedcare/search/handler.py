@@ -22,9 +22,30 @@ from sharedcare.errors import InvalidRequest
 from sharedcare.fhir.bundle import Entry, bundle_bytes
 from sharedcare.fhir.elements import keep_elements, parse_elements, summarise
 from sharedcare.fhir.outcome import outcome_bytes
-from sharedcare.search.model import PagePosition, SearchRequest, SearchResult, SearchStore
+from sharedcare.search.model import Filter, PagePosition, SearchRequest, SearchResult, SearchStore
 from sharedcare.search.parse import ParseOptions, QueryParser
 from sharedcare.types import FhirRequest, FhirResponse, StoredResource
+
+Restrict = Callable[[str], tuple[str, list[Any]]]
+
+
+class RestrictFor(Protocol):
+    """The current caller's (restriction, restriction without sensitivity) for a search over `types`."""
+
+    def __call__(
+        self, types: tuple[str, ...] | None, *, notice: bool = False
+    ) -> tuple[Restrict | None, Restrict | None]: ...
+
+
+NOTICE_PARAMS = frozenset({"_id", "patient", "subject"})
+
+
+def _cheap_notice(search: SearchRequest) -> bool:
+    """Telling that rows were withheld costs one more EXISTS: worth it when the search is about one patient (a
+    compartment, or patient/subject/_id criteria that drive it), not for a broad search of the whole store."""
+    if search.compartment is not None:
+        return True
+    return any(isinstance(c, Filter) and c.code in NOTICE_PARAMS and not c.modifier for c in search.criteria)
 
 
 class PageConfig(Protocol):
@@ -42,9 +63,11 @@ class SearchHandler:
         summary_elements: Callable[[str], frozenset[str]] | None = None,
         mandatory_elements: Callable[[str], frozenset[str]] | None = None,
         not_ready: Callable[[Any], str | None] | None = None,
+        restrict_for: RestrictFor | None = None,
     ) -> None:
         self.store, self.registry, self.config = store, registry, config
         self.not_ready = not_ready
+        self.restrict_for = restrict_for
         if summary_elements is None or mandatory_elements is None:
             from sharedcare.fhir import structures
 
@@ -63,7 +86,11 @@ class SearchHandler:
         )
         search = QueryParser(self.registry, options).parse(query, rtype, comp)
         position = decode_cursor(search.cursor) if search.cursor else None
-        result = self.store.search_page(search, position)
+        if self.restrict_for is not None:
+            restrict, unlabelled = self.restrict_for(search.types, notice=_cheap_notice(search))
+            result = self.store.search_page(search, position, restrict, unlabelled)
+        else:
+            result = self.store.search_page(search, position)
         return FhirResponse(200, self.bundle(req, search, result, position, rtype, compartment))
 
     def _compartment(self, compartment: str | None, rtype: str | None) -> tuple[str, str] | None:

@@ -143,7 +143,64 @@ class Boundary:
         if it.compartment:
             self._check_compartment(actor, it.compartment)
         self.restriction_for(it.type, it.perm)
-        return self._shown(actor, self.route(req))
+        resp = self.route(req)
+        if it.kind == "search-type" and it.type == "Patient":
+            resp = self._discoverable(req, actor, resp)
+        return self._shown(actor, resp)
+
+    # --- finding a patient to break glass for -------------------------------------------------------------
+    def _discoverable(self, req: FhirRequest, actor: Actor, resp: FhirResponse) -> FhirResponse:
+        """`Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|N` by someone who may break glass or self-claim:
+        Patients with that exact NHS number that the search withheld come back as banner fields only (tagged
+        SUBSETTED), with an outcome saying how to get access, so the person can be found before access is granted.
+        Nothing else is shown: no clinical data, no address, and only for an exact NHS number."""
+        nhs = _exact_nhs_number(req)
+        if nhs is None or resp.status != 200 or not resp.body or actor.unrestricted:
+            return resp
+        if self.restriction_for("Patient", "s") is None:
+            return resp
+        kinds = []
+        for kind in (grants.BREAK_GLASS, grants.SELF_CLAIM):
+            try:
+                grants.check_may_request(actor, kind)
+                kinds.append(kind)
+            except Forbidden:
+                pass
+        if not kinds:
+            return resp
+        bundle = orjson.loads(resp.body)
+        entries = bundle.get("entry") or []
+        shown = {(e.get("resource") or {}).get("id") for e in entries if isinstance(e, dict)}
+        hidden = [(pid, body) for pid, body in self._patients_by_nhs_number(nhs) if pid not in shown]
+        if not hidden:
+            return resp
+        ways = " or ".join("break glass" if k == grants.BREAK_GLASS else "self-claim a relationship" for k in kinds)
+        note = (
+            "Only identifying details are shown for a patient whose record is not available to you; "
+            f"to open the record, {ways} (Patient/[id]/$break-glass, Patient/[id]/$claim-relationship) with a reason"
+        )
+        outcome = {"resourceType": "OperationOutcome", "issue": [
+            {"severity": "information", "code": "suppressed", "diagnostics": note}]}
+        extra = [{"fullUrl": f"urn:uuid:{_uuid()}", "resource": outcome, "search": {"mode": "outcome"}}]
+        for pid, body in hidden:
+            extra.append({"fullUrl": f"{req.base_url}/Patient/{pid}", "resource": _banner(body),
+                          "search": {"mode": "match"}})
+        bundle["entry"] = [*extra, *entries]
+        if isinstance(bundle.get("total"), int):
+            bundle["total"] += len(hidden)
+        resp.body = orjson.dumps(bundle)
+        return resp
+
+    def _patients_by_nhs_number(self, nhs: str) -> list[tuple[str, bytes]]:
+        false = "FALSE" if self.store.dialect.name == "postgresql" else "0"
+        sql = (
+            "SELECT r.id, v.body FROM idx_token i JOIN resources r ON r.rid = i.rid JOIN versions v ON v.seq = r.seq "
+            "WHERE i.type = 'Patient' AND i.param = 'identifier' AND i.system = ? AND i.code = ? "
+            f"AND r.deleted = {false} ORDER BY r.rid LIMIT 20"
+        )
+        with self.store.reading() as cur:
+            cur.execute(self.store.dialect.sql(sql), [NHS_NUMBER_SYSTEM, nhs])
+            return [(str(row[0]), bytes(row[1])) for row in cur.fetchall() if row[1] is not None]
 
     # --- writes -------------------------------------------------------------------------------------------
     def _prepare_write(self, req: FhirRequest, actor: Actor, it: Interaction) -> None:
@@ -328,6 +385,40 @@ class Boundary:
 def _shows_bundle(it: Interaction, body: bytes) -> bool:
     """Searches, histories and operations answering with a Bundle: the entries shown are audited."""
     return it.kind.startswith(("search", "history")) or (it.kind == "operation" and b'"Bundle"' in body[:200])
+
+
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+BANNER_FIELDS = ("name", "gender", "birthDate", "managingOrganization")
+PAGING_PARAMS = frozenset({"_count", "_format", "_pretty", "_total", "_summary", "_elements"})
+
+
+def _exact_nhs_number(req: FhirRequest) -> str | None:
+    """The NHS number when the search is exactly `identifier=https://fhir.nhs.uk/Id/nhs-number|NNNNNNNNNN`."""
+    idents = [v for k, v in req.query if k == "identifier"]
+    if len(idents) != 1 or any(k not in PAGING_PARAMS and k != "identifier" for k, _ in req.query):
+        return None
+    system, _, code = idents[0].partition("|")
+    return code if system == NHS_NUMBER_SYSTEM and len(code) == 10 and code.isdigit() else None
+
+
+def _banner(body: bytes) -> dict[str, Any]:
+    """The banner fields of a Patient (name, gender, birth date, NHS number, managing organisation), SUBSETTED."""
+    full = orjson.loads(body)
+    out: dict[str, Any] = {"resourceType": "Patient", "id": full.get("id"), "meta": {"tag": [SUBSETTED]}}
+    nhs = [i for i in full.get("identifier") or [] if isinstance(i, dict) and i.get("system") == NHS_NUMBER_SYSTEM]
+    if nhs:
+        out["identifier"] = [{"system": NHS_NUMBER_SYSTEM, "value": nhs[0].get("value")}]
+    for name in BANNER_FIELDS:
+        if name in full:
+            out[name] = full[name]
+    return out
+
+
+def _uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
 
 
 def _request_id(req: FhirRequest) -> str:

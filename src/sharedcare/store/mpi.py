@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sharedcare.store.schema import Dialect
+from sharedcare.store.search_exec import Restrict
 from sharedcare.store.sqlstore import SqlStore
 
 CHUNK = 500
@@ -231,9 +232,15 @@ class MpiSql:
 
     # --- the longitudinal record --------------------------------------------------------------------
     def _everything_sql(
-        self, patient_ids: Sequence[str], types: Sequence[str], since: str | None, after_rid: int
+        self,
+        patient_ids: Sequence[str],
+        types: Sequence[str],
+        since: str | None,
+        after_rid: int,
+        restrict: Restrict | None = None,
     ) -> tuple[str, list[Any]]:
-        """Each resource once, with the first linked Patient whose compartment holds it."""
+        """Each resource once, with the first linked Patient whose compartment holds it; `restrict` (alias →
+        condition) is the caller's access restriction, ANDed in before LIMIT and COUNT."""
         inner = (
             "SELECT c.rid, MIN(c.comp_id) AS pid FROM compartment c WHERE c.comp_type = 'Patient' "
             f"AND c.comp_id IN ({_marks(len(patient_ids))}) AND c.rid > ? GROUP BY c.rid"
@@ -246,17 +253,41 @@ class MpiSql:
         if since:
             cond += " AND r.last_updated >= ?"
             args.append(since)
+        if restrict is not None:
+            rsql, rargs = restrict("r")
+            if rsql:
+                cond += f" AND {rsql}"
+                args += rargs
         return f"FROM ({inner}) x JOIN resources r ON r.rid = x.rid {{join}} WHERE {cond}", args
 
-    def everything_total(self, patient_ids: Sequence[str], types: Sequence[str], since: str | None) -> int:
-        body, args = self._everything_sql(patient_ids, types, since, 0)
+    def everything_total(
+        self, patient_ids: Sequence[str], types: Sequence[str], since: str | None, restrict: Restrict | None = None
+    ) -> int:
+        body, args = self._everything_sql(patient_ids, types, since, 0, restrict)
         return int(self._all(f"SELECT COUNT(*) {body.format(join='')}", args)[0][0])
 
+    def everything_withheld(
+        self, patient_ids: Sequence[str], types: Sequence[str], since: str | None, restrict: Restrict,
+        unlabelled: Restrict,
+    ) -> bool:
+        """Whether a resource of the record would be visible but for a sensitivity label (stops at the first)."""
+        body, args = self._everything_sql(patient_ids, types, since, 0, unlabelled)
+        rsql, rargs = restrict("r")
+        if not rsql:
+            return False
+        return bool(self._all(f"SELECT 1 {body.format(join='')} AND NOT ({rsql}) LIMIT 1", [*args, *rargs]))
+
     def everything_page(
-        self, patient_ids: Sequence[str], types: Sequence[str], since: str | None, after_rid: int, limit: int
+        self,
+        patient_ids: Sequence[str],
+        types: Sequence[str],
+        since: str | None,
+        after_rid: int,
+        limit: int,
+        restrict: Restrict | None = None,
     ) -> list[tuple[int, str, str, int, str, bytes, str]]:
         """(rid, type, id, version, last_updated, body, patient_id) in rid order after `after_rid`."""
-        body, args = self._everything_sql(patient_ids, types, since, after_rid)
+        body, args = self._everything_sql(patient_ids, types, since, after_rid, restrict)
         rows = self._all(
             "SELECT r.rid, r.type, r.id, v.version, v.last_updated, v.body, x.pid "
             f"{body.format(join='JOIN versions v ON v.seq = r.seq')} ORDER BY r.rid LIMIT ?",
@@ -272,17 +303,22 @@ class MpiSql:
                 out[(t, i)] = fp
         return out
 
-    def same_facts(self, fps: Sequence[str], patient_ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
-        """(fp, type, id, patient_id) of current resources in these patients' compartments with these prints."""
+    def same_facts(
+        self, fps: Sequence[str], patient_ids: Sequence[str], restrict: Restrict | None = None
+    ) -> list[tuple[str, str, str, str]]:
+        """(fp, type, id, patient_id) of current resources in these patients' compartments with these prints
+        (only those the caller may see, under `restrict`: a duplicate flag must not name a hidden resource)."""
         out: list[tuple[str, str, str, str]] = []
+        rsql, rargs = restrict("r") if restrict is not None else ("", [])
+        extra = f" AND {rsql}" if rsql else ""
         for chunk in _chunks(list(dict.fromkeys(fps))):
             out += self._all(
                 "SELECT f.fp, f.type, f.id, MIN(c.comp_id) FROM mpi_fact f "
                 "JOIN resources r ON r.type = f.type AND r.id = f.id "
                 "JOIN compartment c ON c.rid = r.rid AND c.comp_type = 'Patient' "
                 f"WHERE f.fp IN ({_marks(len(chunk))}) AND c.comp_id IN ({_marks(len(patient_ids))}) "
-                f"AND r.deleted = {self.false} GROUP BY f.fp, f.type, f.id",
-                [*chunk, *patient_ids],
+                f"AND r.deleted = {self.false}{extra} GROUP BY f.fp, f.type, f.id",
+                [*chunk, *patient_ids, *rargs],
             )
         return out
 

@@ -35,11 +35,23 @@ Restrict = Callable[[str], tuple[str, list[Any]]]
 the matches (before LIMIT and COUNT) and into what `_include`/`_revinclude` add."""
 
 
+WITHHELD_NOTICE = "Some information is withheld"
+
+
 def run_search(
-    cur: Any, dialect: Dialect, req: SearchRequest, position: PagePosition | None, restrict: Restrict | None = None
+    cur: Any,
+    dialect: Dialect,
+    req: SearchRequest,
+    position: PagePosition | None,
+    restrict: Restrict | None = None,
+    unlabelled: Restrict | None = None,
 ) -> SearchResult:
-    """One page (one statement: keys, bodies and, on a first page, the snapshot), the total if asked, includes."""
-    sql = SqlCompiler(dialect, _estimator(cur, dialect))
+    """One page (one statement: keys, bodies and, on a first page, the snapshot), the total if asked, includes.
+
+    `restrict` is ANDed into the matches, the count, includes and every chain/_has inner search. `unlabelled` (the
+    same restriction without the sensitivity part) asks for a cheap check that something matched but was withheld
+    for sensitivity: then an information issue `suppressed` says so, never what."""
+    sql = SqlCompiler(dialect, _estimator(cur, dialect), restrict)
     extra: list[Part] = []
     if req.compartment is not None:
         extra.append(sql.compartment("r", req.types, *req.compartment))
@@ -47,12 +59,14 @@ def run_search(
     if position is not None:  # a first page sees everything its own read sees, and reports that as its snapshot
         where += " AND r.rid <= ?"
         args.append(position.snapshot)
+    result = SearchResult([], [], position.snapshot if position is not None else 0, False)
     if restrict is not None:
         rsql, rargs = restrict("r")
         if rsql:
+            if unlabelled is not None and _withheld(cur, dialect, where, args, rsql, rargs, unlabelled):
+                result.issues.append(Issue("information", "suppressed", WITHHELD_NOTICE))
             where += f" AND {rsql}"
             args += rargs
-    result = SearchResult([], [], position.snapshot if position is not None else 0, False)
     if req.wants_total:
         shortcut = None if restrict is not None else sql.count_shortcut(req.types, req.criteria, extra)
         if shortcut is not None:
@@ -85,6 +99,16 @@ def run_search(
             result.issues.append(Issue("warning", "too-costly",
                                        f"Included resources were cut at {MAX_INCLUDED} for this page"))
     return result
+
+
+def _withheld(
+    cur: Any, dialect: Dialect, where: str, args: list[Any], rsql: str, rargs: list[Any], unlabelled: Restrict
+) -> bool:
+    """Does a row match that the caller could see but for a sensitivity label? (One EXISTS, stops at the first.)"""
+    usql, uargs = unlabelled("r")
+    text = f"SELECT 1 FROM resources r WHERE {where} AND {usql or '1 = 1'} AND NOT ({rsql}) LIMIT 1"
+    cur.execute(dialect.sql(text), [*args, *uargs, *rargs])
+    return cur.fetchone() is not None
 
 
 def _estimator(cur: Any, dialect: Dialect) -> Callable[[str, list[Any]], int] | None:

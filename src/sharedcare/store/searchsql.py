@@ -85,9 +85,15 @@ class Part:
 class SqlCompiler:
     """Compiles criteria for one dialect; aliases are numbered so nested subqueries never clash."""
 
-    def __init__(self, dialect: Dialect = SQLITE, estimate: Estimator | None = None) -> None:
+    def __init__(
+        self,
+        dialect: Dialect = SQLITE,
+        estimate: Estimator | None = None,
+        restrict: Callable[[str], tuple[str, list[Any]]] | None = None,
+    ) -> None:
         self.d = dialect
         self.estimate = estimate
+        self.restrict = restrict  # the caller's access restriction, ANDed into every inner (chain, _has) search
         self.pg = dialect.name == "postgresql"
         self.false = "FALSE" if self.pg else "0"
         self._n = 0
@@ -174,6 +180,11 @@ class SqlCompiler:
     ) -> tuple[str, list[Any]]:
         a = self.alias("r")
         cond, args = self.where(a, types, criteria)
+        if self.restrict is not None:  # a chained or _has target the caller may not see must not match
+            rsql, rargs = self.restrict(a)
+            if rsql:
+                cond += f" AND {rsql}"
+                args = [*args, *rargs]
         return f"SELECT {a}.{column} FROM resources {a} WHERE {cond}", args
 
     # ------------------------------------------------------------------------------------------ criteria
@@ -579,12 +590,18 @@ class ConditionCompiler:
         return out
 
     def compile(
-        self, type: str, criteria: Sequence[tuple[str, str]], dialect: Dialect = SQLITE
+        self,
+        type: str,
+        criteria: Sequence[tuple[str, str]],
+        dialect: Dialect = SQLITE,
+        *,
+        restrict: Callable[[str], tuple[str, list[Any]]] | None = None,
     ) -> tuple[str, list[Any]]:
+        """`restrict` (the caller's access restriction) also binds the inner searches of chains and `_has`."""
         parsed = self.parse(type, criteria)
         if not parsed:
             return "", []
-        return SqlCompiler(dialect).where("r", (type,), parsed, base=False)
+        return SqlCompiler(dialect, restrict=restrict).where("r", (type,), parsed, base=False)
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from operator import attrgetter
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sharedcare.fhir.index_rows import IndexRows
@@ -191,21 +191,35 @@ class SqlStore:
         with self.reading() as cur:
             return self.search_ids_on(cur, type, params, limit)
 
+    match_restrict: Callable[[str], Restrict | None] | None = None
+    """type → the current caller's restriction (set by the security wiring): conditional create, update, patch and
+    delete match only among resources the caller may see, so they never reveal that a hidden one exists."""
+
     def search_ids_on(self, cur: Any, type: str, params: Sequence[tuple[str, str]], limit: int) -> list[str]:
-        where, args = self.conditions.compile(type, params, self.dialect)
+        restrict = self.match_restrict(type) if self.match_restrict is not None else None
+        where, args = self.conditions.compile(type, params, self.dialect, restrict=restrict)
         sql = f"SELECT r.id FROM resources r WHERE r.type = ? AND r.deleted = {self._false()}"
         if where:
             sql += " AND " + where
+        if restrict is not None:
+            rsql, rargs = restrict("r")
+            if rsql:
+                sql += " AND " + rsql
+                args = [*args, *rargs]
         cur.execute(self.dialect.sql(sql + " ORDER BY r.rid LIMIT ?"), [type, *args, limit])
         return [row[0] for row in cur.fetchall()]
 
     def search_page(
-        self, request: SearchRequest, position: PagePosition | None, restrict: Restrict | None = None
+        self,
+        request: SearchRequest,
+        position: PagePosition | None,
+        restrict: Restrict | None = None,
+        unlabelled: Restrict | None = None,
     ) -> SearchResult:
         """One page of a search, its total if asked, and its includes, from one consistent read; `restrict`
         (alias -> SQL condition) is ANDed into matches, counts and includes (see `search_exec.Restrict`)."""
         with self.reading() as cur:
-            return run_search(cur, self.dialect, request, position, restrict)
+            return run_search(cur, self.dialect, request, position, restrict, unlabelled)
 
     # --- writes -----------------------------------------------------------------------------------
     def transact(self, work: Callable[[SqlTxn], T]) -> T:
