@@ -28,7 +28,6 @@ from sharedcare.fhir.resource import check_id, new_id, stamp
 from sharedcare.store.base import HistoryPage, HistoryQuery, Store, Txn
 from sharedcare.types import JSON, Issue, StoredResource
 
-
 WriteHook = Callable[[Txn, StoredResource, JSON | None], None]
 """Runs inside the write transaction after each version is saved (the resource is None for a deletion).
 
