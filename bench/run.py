@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-SYNTHEA = ROOT.parent / "shared" / "data" / "synthea"
+SYNTHEA = Path(os.environ.get("SHAREDCARE_SHARED") or ROOT.parent / "shared") / "data" / "synthea"
 RESULTS = ROOT / "bench" / "results"
 SCENARIOS = ("import", "bundles", "transaction", "read", "search", "everything", "export")
 TARGETS = {

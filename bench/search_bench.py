@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import re
 import statistics
@@ -39,12 +40,19 @@ from sharedcare.store.schema import INDEX_TABLES
 from sharedcare.types import FhirRequest
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "synthea" / "smart-on-fhir-r4-2019"
+DATA = (
+    Path(os.environ.get("SHAREDCARE_SHARED") or ROOT.parent / "shared") / "data" / "synthea" / "smart-on-fhir-r4-2019"
+)
 UUID_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 UUID_STR_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 ROW_TABLES = {
-    "strings": "idx_string", "tokens": "idx_token", "references": "idx_reference", "dates": "idx_date",
-    "numbers": "idx_number", "quantities": "idx_quantity", "uris": "idx_uri",
+    "strings": "idx_string",
+    "tokens": "idx_token",
+    "references": "idx_reference",
+    "dates": "idx_date",
+    "numbers": "idx_number",
+    "quantities": "idx_quantity",
+    "uris": "idx_uri",
 }
 LAST_UPDATED = "2024-01-01T00:00:00.000000Z"
 Rows = dict[str, list[tuple[Any, ...]]]  # table -> row values after (rid, type)
@@ -198,8 +206,9 @@ def load_to(server: Server, target: int, tpls: list[Template], state: dict[str, 
         mapping = copy_ids(tpl.ids, copy)
         for rtype, id, body, rows in tpl.items:
             if copy:
-                body = UUID_RE.sub(lambda m, ids=mapping: ids.get(m.group(0).decode(), m.group(0).decode()).encode(),
-                                   body)
+                body = UUID_RE.sub(
+                    lambda m, ids=mapping: ids.get(m.group(0).decode(), m.group(0).decode()).encode(), body
+                )
                 rows = remap_rows(rows, mapping)
             loader.add(rtype, mapping[id], body, rows)
             have += 1
@@ -218,28 +227,42 @@ def sample_values(server: Server) -> dict[str, list[str]]:
     with server.store.reading() as cur:
         cur.execute("SELECT id FROM resources WHERE type = 'Patient' ORDER BY rid LIMIT 2000")
         patients = [r[0] for r in cur.fetchall()]
-        cur.execute(
-            "SELECT value FROM idx_string WHERE type = 'Patient' AND param = 'family' ORDER BY rid LIMIT 2000"
-        )
+        cur.execute("SELECT value FROM idx_string WHERE type = 'Patient' AND param = 'family' ORDER BY rid LIMIT 2000")
         families = [r[0] for r in cur.fetchall()]
     return {"patient": patients, "family": families}
 
 
 QUERIES: list[tuple[str, str, Callable[[random.Random, dict[str, list[str]]], str]]] = [
-    ("clinical: patient+category+date", "Observation",
-     lambda r, v: f"patient={r.choice(v['patient'])}&category=vital-signs&date=ge2014-01-01&_count=50"),
-    ("clinical: patient+code+date range", "Observation",
-     lambda r, v: f"patient={r.choice(v['patient'])}&code=http://loinc.org|29463-7&date=ge2010-01-01"
-                  "&date=lt2019-01-01&_count=50"),
-    ("clinical: patient+category, _sort=-date", "Observation",
-     lambda r, v: f"patient={r.choice(v['patient'])}&category=laboratory&_sort=-date&_count=50"),
-    ("one-level chain: subject:Patient.family", "Observation",
-     lambda r, v: f"subject:Patient.family={r.choice(v['family'])}&_count=50"),
-    ("chain + code", "Observation",
-     lambda r, v: f"subject:Patient.family={r.choice(v['family'])}&code=http://loinc.org|8302-2&_count=50"),
+    (
+        "clinical: patient+category+date",
+        "Observation",
+        lambda r, v: f"patient={r.choice(v['patient'])}&category=vital-signs&date=ge2014-01-01&_count=50",
+    ),
+    (
+        "clinical: patient+code+date range",
+        "Observation",
+        lambda r, v: (
+            f"patient={r.choice(v['patient'])}&code=http://loinc.org|29463-7&date=ge2010-01-01"
+            "&date=lt2019-01-01&_count=50"
+        ),
+    ),
+    (
+        "clinical: patient+category, _sort=-date",
+        "Observation",
+        lambda r, v: f"patient={r.choice(v['patient'])}&category=laboratory&_sort=-date&_count=50",
+    ),
+    (
+        "one-level chain: subject:Patient.family",
+        "Observation",
+        lambda r, v: f"subject:Patient.family={r.choice(v['family'])}&_count=50",
+    ),
+    (
+        "chain + code",
+        "Observation",
+        lambda r, v: f"subject:Patient.family={r.choice(v['family'])}&code=http://loinc.org|8302-2&_count=50",
+    ),
     ("string: Patient?family", "Patient", lambda r, v: f"family={r.choice(v['family'])[:4]}&_count=50"),
-    ("_has: patients with a condition", "Patient",
-     lambda r, v: "_has:Condition:patient:code=44054006&_count=50"),
+    ("_has: patients with a condition", "Patient", lambda r, v: "_has:Condition:patient:code=44054006&_count=50"),
     ("_summary=count: Observation category", "Observation", lambda r, v: "category=vital-signs&_summary=count"),
     ("_summary=count: all Observations", "Observation", lambda r, v: "_summary=count"),
     ("_summary=count: every resource (system)", "", lambda r, v: "_summary=count"),
@@ -257,8 +280,12 @@ def run_queries(server: Server, repeats: int, seed: int = 7) -> list[dict[str, A
         n = repeats if "_summary=count" not in label else max(5, repeats // 20)
         for k in range(n + 3):
             query = make(rng, values)
-            req = FhirRequest("GET", [rtype] if rtype else [], [tuple(p.split("=", 1)) for p in query.split("&")],
-                              base_url="http://bench/fhir")
+            req = FhirRequest(
+                "GET",
+                [rtype] if rtype else [],
+                [tuple(p.split("=", 1)) for p in query.split("&")],
+                base_url="http://bench/fhir",
+            )
             t = time.perf_counter()
             resp = server.router.handle(req)  # the search engine, without the access/audit boundary
             dt = time.perf_counter() - t
@@ -270,11 +297,16 @@ def run_queries(server: Server, repeats: int, seed: int = 7) -> list[dict[str, A
             if "_summary=count" in label:
                 total = body.get("total")
         times.sort()
-        results.append({
-            "query": label, "n": len(times), "p50_ms": round(statistics.median(times), 2),
-            "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2), "total": total,
-            "hits": round(statistics.mean(hits), 1),
-        })
+        results.append(
+            {
+                "query": label,
+                "n": len(times),
+                "p50_ms": round(statistics.median(times), 2),
+                "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+                "total": total,
+                "hits": round(statistics.mean(hits), 1),
+            }
+        )
     return results
 
 
@@ -293,8 +325,9 @@ def main() -> None:
     if have < max(sizes):
         t = time.time()
         tpls = list(templates(server, args.files))
-        print(f"indexed {sum(len(t.items) for t in tpls):,} template resources in {time.time() - t:.0f}s",
-              file=sys.stderr)
+        print(
+            f"indexed {sum(len(t.items) for t in tpls):,} template resources in {time.time() - t:.0f}s", file=sys.stderr
+        )
     state: dict[str, int] = {}
     report = []
     for size in sizes:

@@ -14,7 +14,7 @@ from support.postgres import start_postgres
 from sharedcare.app import Server, build
 from sharedcare.settings import Settings
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(os.environ.get("SHAREDCARE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
 pytest_plugins = ["support.security"]  # secure_server / secure_client: servers with authentication on
 BACKENDS = [b for b in os.environ.get("SHAREDCARE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 

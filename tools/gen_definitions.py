@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PACKAGE = ROOT.parent / "shared" / "fhir" / "hl7.fhir.r4.core-4.0.1.tgz"
+DEFAULT_PACKAGE = (
+    Path(os.environ.get("SHAREDCARE_SHARED") or ROOT.parent / "shared") / "fhir" / "hl7.fhir.r4.core-4.0.1.tgz"
+)
 DEFAULT_OUT = ROOT / "src" / "sharedcare" / "fhir" / "definitions" / "structures.json"
 
 FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
@@ -70,9 +73,7 @@ def element_type_codes(sd: Json, el: Json, with_children: set[str]) -> list[str]
     for t in el.get("type", []):
         code = t["code"]
         if code.startswith(SYSTEM_TYPE_PREFIX):
-            fhir_type = next(
-                (x["valueUrl"] for x in t.get("extension", []) if x["url"] == FHIR_TYPE_EXT), None
-            )
+            fhir_type = next((x["valueUrl"] for x in t.get("extension", []) if x["url"] == FHIR_TYPE_EXT), None)
             code = fhir_type or "string"
         codes.append(code)
     return codes
@@ -261,9 +262,7 @@ def render(tables: Json) -> str:
                 lines.append(f"{json.dumps(k)}:{body}{sub_comma}")
             lines.append(f"}}{comma}")
         else:
-            lines.append(
-                f"{json.dumps(key)}: {json.dumps(value, sort_keys=True, separators=(',', ':'))}{comma}"
-            )
+            lines.append(f"{json.dumps(key)}: {json.dumps(value, sort_keys=True, separators=(',', ':'))}{comma}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PACKAGE = ROOT.parent / "shared" / "fhir" / "hl7.fhir.r4.core-4.0.1.tgz"
+DEFAULT_PACKAGE = (
+    Path(os.environ.get("SHAREDCARE_SHARED") or ROOT.parent / "shared") / "fhir" / "hl7.fhir.r4.core-4.0.1.tgz"
+)
 OUT_DIR = ROOT / "src" / "sharedcare" / "fhir" / "definitions"
 
 # Example SearchParameters shipped in the package that are not part of the specification's search surface.

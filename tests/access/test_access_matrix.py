@@ -8,8 +8,8 @@ The expectations come from `expected_*` below: a plain restatement of the rules 
 issue 7, written independently of `sharedcare.access` (the code under test). Requests go through the real path
 (token → Actor → security boundary → router → restricted store); only the HTTP socket is skipped.
 
-Leak channels that go through search ($everything, _include, _revinclude, _has, chains, totals, $export) are
-part 2 of issue 7: their rows are here now and marked xfail until search takes the restrictions.
+Leak channels that go through search ($everything, _include, _revinclude, _has, chains, totals) are enforced
+since part 2 of issue 7 (`SEARCH_CHANNELS`); $export is bound to its caller (kick-off rows below).
 """
 
 from __future__ import annotations
@@ -493,7 +493,7 @@ def has_check(m: Matrix, who: Who, case: Case) -> tuple[bool, bool]:
     return True, shown == expected
 
 
-PENDING: dict[str, Check] = {
+SEARCH_CHANNELS: dict[str, Check] = {
     "search Patient/{id}/Observation (rows)": _rows_check(lambda c: f"Patient/{c.patient}/Observation"),
     "search Observation?subject": _rows_check(lambda c: f"Observation?subject=Patient/{c.patient}"),
     "search total (_summary=count)": _rows_check(  # only the six loaded (create Observation adds more)
@@ -504,7 +504,6 @@ PENDING: dict[str, Check] = {
     "_has": lambda m, w, c: has_check(m, w, c),
     "$everything": _rows_check(lambda c: f"Patient/{c.patient}/$everything"),
 }
-PART2 = "part 2 of issue 7: search, includes, chains, _has, totals and $everything take the restrictions"
 
 
 @pytest.mark.parametrize("who", ACTORS, ids=[w.name for w in ACTORS])
@@ -520,9 +519,9 @@ def test_matrix(matrix: Matrix, who: Who, interaction: str) -> None:
 
 
 @pytest.mark.parametrize("who", ACTORS, ids=[w.name for w in ACTORS])
-@pytest.mark.parametrize("interaction", list(PENDING))
+@pytest.mark.parametrize("interaction", list(SEARCH_CHANNELS))
 def test_matrix_search_channels(matrix: Matrix, who: Who, interaction: str) -> None:
-    check = PENDING[interaction]
+    check = SEARCH_CHANNELS[interaction]
     wrong = [c for c in CASES if not check(matrix, who, c)[1]]
     assert not wrong, f"{who.name} {interaction}: {len(wrong)} of {len(CASES)} leak or hide wrongly"
 
@@ -549,17 +548,18 @@ def test_type_history_counts_only_visible_versions(matrix: Matrix, who: Who) -> 
 
 
 @pytest.mark.parametrize("who", ACTORS, ids=[w.name for w in ACTORS])
-def test_bulk_export_is_for_the_operator_until_part_2(matrix: Matrix, who: Who) -> None:
-    """$export runs outside the caller's restrictions for now, so only the operator may start one."""
+def test_bulk_export_is_for_the_operator_and_secondary_use(matrix: Matrix, who: Who) -> None:
+    """$export: the operator in full; an analyst bound to its restriction (opt-outs) and pseudonymised (see
+    test_search_privacy.py for what the files hold); everyone else refused."""
     resp = matrix.call(matrix.actor(who, CASES[0]), "GET", "Patient/$export", prefer="respond-async")
-    assert _allowed(resp) == (who.name == "operator"), (resp.status, resp.body)
+    assert _allowed(resp) == (who.name in ("operator", "analyst")), (resp.status, resp.body)
 
 
 def matrix_size() -> dict[str, int]:
     """For the report: cases per kind."""
     return {
         "enforced": len(ACTORS) * len(ENFORCED) * len(CASES),
-        "pending (xfail, part 2)": len(ACTORS) * len(PENDING) * len(CASES),
+        "search channels": len(ACTORS) * len(SEARCH_CHANNELS) * len(CASES),
         "type-history aggregates": len(ACTORS),
         "$export kick-off": len(ACTORS),
     }
@@ -568,3 +568,4 @@ def matrix_size() -> dict[str, int]:
 def test_matrix_dimensions() -> None:
     assert len(CASES) == len(RELATIONSHIPS) * len(CONSENTS) == 60
     assert matrix_size()["enforced"] == len(ACTORS) * 12 * 60 == 7920
+    assert matrix_size()["search channels"] == len(ACTORS) * 7 * 60 == 4620

@@ -3,6 +3,7 @@ by exact NHS number to break glass (banner fields only)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -158,3 +159,59 @@ def test_match_leaves_out_candidates_the_caller_may_not_see(secure_server: Serve
     theirs = secure_client.post("/fhir/Patient/$match", json=query, headers=bearer(doc))
     assert theirs.status_code == 200, theirs.text
     assert pid not in theirs.text and "Okafor" not in theirs.text
+
+
+def _export(client: TestClient, tok: str) -> tuple[str, dict[str, Any]]:
+    kick = client.get("/fhir/Patient/$export", headers=bearer(tok, prefer="respond-async"))
+    assert kick.status_code == 202, kick.text
+    status = kick.headers["content-location"].split("/fhir", 1)[1]
+    for _ in range(300):
+        done = client.get(f"/fhir{status}", headers=bearer(tok))
+        if done.status_code == 200:
+            return status, done.json()
+        assert done.status_code == 202, done.text
+        time.sleep(0.05)
+    raise AssertionError("the export did not finish")
+
+
+def test_an_analyst_export_applies_opt_outs_and_pseudonymises(
+    secure_server: Server, secure_client: TestClient
+) -> None:
+    op = operator_token(secure_server)
+    kept = _patient(secure_client, op, "9434765943", A)
+    opted = _patient(secure_client, op, "9434765951", A)
+    _obs(secure_client, op, kept, "kept-reading")
+    _obs(secure_client, op, kept, "hiv-finding", HIV)
+    _obs(secure_client, op, opted, "opted-reading")
+    reason = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+    ndoo = {
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": f"Patient/{opted}"},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTOUT"}]},
+        "provision": {"type": "deny", "purpose": [{"system": reason, "code": "HRESCH"},
+                                                  {"system": reason, "code": "HOPERAT"}]},
+    }
+    assert secure_client.post("/fhir/Consent", json=ndoo, headers=bearer(op)).status_code == 201
+    analyst = token(secure_server, role="analyst", subject="ann")
+    status, manifest = _export(secure_client, analyst)
+    text = b""
+    for item in manifest["output"]:
+        resp = secure_client.get(item["url"].split("testserver", 1)[1], headers=bearer(analyst))
+        assert resp.status_code == 200, resp.text
+        text += resp.content
+    assert b"kept-reading" in text  # the analyst's data
+    assert b"opted-reading" not in text and opted.encode() not in text  # National Data Opt-out applied
+    assert b"hiv-finding" not in text  # sensitive categories withheld as for the API
+    assert b"Okafor" not in text and b"9434765943" not in text and b"LS1 1AA" not in text  # pseudonymised
+    # nobody else may poll it or fetch its files; a clinician may not start one
+    other = token(secure_server, role="analyst", subject="bob")
+    assert secure_client.get(f"/fhir{status}", headers=bearer(other)).status_code == 404
+    first = manifest["output"][0]["url"].split("testserver", 1)[1]
+    assert secure_client.get(first, headers=bearer(other)).status_code == 404
+    assert secure_client.get(first, headers=bearer(op)).status_code == 200
+    doc = token(secure_server, role="clinician", org=A)
+    refused = secure_client.get("/fhir/Patient/$export", headers=bearer(doc, prefer="respond-async"))
+    assert refused.status_code == 403

@@ -5,13 +5,19 @@ tests/fhir/test_official_examples.py; here they must be rejected with a 400 Oper
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from fhir.test_official_examples import ERRATA
 from starlette.testclient import TestClient
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fhir-examples" / "r4-spec-examples"
+EXAMPLES = (
+    Path(os.environ.get("SHAREDCARE_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
+    / "data"
+    / "fhir-examples"
+    / "r4-spec-examples"
+)
 
 
 def _strip(resource: dict) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from sharedcare.fhir.indexing import (
 )
 from sharedcare.fhir.search_parameters import SearchParameterRegistry
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+SHARED = Path(os.environ.get("SHAREDCARE_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
 EXAMPLES = SHARED / "data" / "fhir-examples" / "r4-spec-examples"
 SYNTHEA = SHARED / "data" / "synthea" / "smart-on-fhir-r4-2019"
 needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="shared reference data not available")

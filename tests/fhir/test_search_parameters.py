@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,12 @@ from sharedcare.fhir.fhirpath_compile import (
 )
 from sharedcare.fhir.search_parameters import SearchParam, SearchParameterRegistry
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fhir-examples" / "r4-spec-examples"
+EXAMPLES = (
+    Path(os.environ.get("SHAREDCARE_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
+    / "data"
+    / "fhir-examples"
+    / "r4-spec-examples"
+)
 needs_examples = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="shared reference data not available")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import fields
@@ -15,7 +16,11 @@ from sharedcare.app import Server, build
 from sharedcare.bulk.flatten import flatten_bundle
 from sharedcare.settings import Settings
 
-SYNTHEA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "synthea"
+SYNTHEA = (
+    Path(os.environ.get("SHAREDCARE_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
+    / "data"
+    / "synthea"
+)
 
 
 def bulk_settings(db: str, **values: Any) -> Settings:
