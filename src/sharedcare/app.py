@@ -9,6 +9,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from sharedcare.access.redact import Pseudonymiser
 from sharedcare.api.asgi import build_asgi
 from sharedcare.auth.wiring import Security, build_security
 from sharedcare.bulk.wiring import BulkData, build_bulk
@@ -120,6 +121,8 @@ def build(settings: Settings) -> Server:
     defs = structures.definitions()
     route_holder: list[Callable[[FhirRequest], FhirResponse]] = []
     bulk = build_bulk(settings, store, repo, lambda r: route_holder[0](r), registry, types)
+    if security.keys is not None:  # an analyst's export is pseudonymised as the API pseudonymises its answers
+        bulk.jobs.writer.pseudonymise = Pseudonymiser(security.keys.pseudonym_secret).body
     router = Router(
         repo,
         config,

@@ -75,6 +75,7 @@ class RequestContext:
     parent: RequestContext | None = None
     restrictions: dict[tuple[str | None, str], Any] = field(default_factory=dict)  # (type, perm) → Restriction
     audited: bool = False  # the request's AuditEvent is already written (e.g. with a break-glass alert)
+    export_access: Any = None  # $export bound to a restricted caller: access, pseudonymise, owner (boundary)
 
 
 CURRENT: ContextVar[RequestContext | None] = ContextVar("sharedcare_request", default=None)

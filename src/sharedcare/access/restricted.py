@@ -103,7 +103,7 @@ class RestrictedStore:
         entries = [StoredResource(r[0], r[1], r[2], r[3], _bytes(r[4]), r[5]) for r in rows]
         return HistoryPage(entries, snapshot, total)
 
-    # --- for search (issue 7 part 2) -----------------------------------------------------------------------
+    # --- for search, $everything and conditional matching ---------------------------------------------------
     def restrict(self, type: str | None, perm: str = "s") -> Callable[[str], tuple[str, list[Any]]] | None:
         """The current caller's restriction in the shape `store.search_page(..., restrict=)` takes: alias →
         (condition, args); None when the caller is unrestricted."""

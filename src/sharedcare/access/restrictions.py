@@ -77,6 +77,56 @@ class Restriction:
 UNRESTRICTED = Restriction()
 
 
+def restriction_to_json(r: Restriction) -> dict[str, Any]:
+    """A restriction as JSON, to bind a background job (a bulk export) to the caller who started it."""
+    gate = r.patients
+    return {
+        "deny_all": r.deny_all,
+        "types": sorted(r.types) if r.types is not None else None,
+        "patients": None if gate is None else {
+            "now": gate.now,
+            "only": sorted(gate.only) if gate.only is not None else None,
+            "relationship_required": gate.relationship_required,
+            "parties": list(gate.parties),
+            "since": gate.since,
+            "grant_subject": gate.grant_subject,
+            "honour_objection": gate.honour_objection,
+            "denied_org": gate.denied_org,
+            "secondary_opt_outs": gate.secondary_opt_outs,
+        },
+        "withheld": sorted(r.withheld),
+        "withheld_except_org": r.withheld_except_org,
+        "criteria": [[t, [list(map(list, c)) for c in alts]] for t, alts in r.criteria],
+    }
+
+
+def restriction_from_json(data: dict[str, Any]) -> Restriction:
+    g = data.get("patients")
+    gate = None
+    if g is not None:
+        gate = PatientGate(
+            g["now"],
+            only=frozenset(g["only"]) if g.get("only") is not None else None,
+            relationship_required=bool(g.get("relationship_required")),
+            parties=tuple(g.get("parties") or ()),
+            since=g.get("since"),
+            grant_subject=g.get("grant_subject"),
+            honour_objection=bool(g.get("honour_objection", True)),
+            denied_org=g.get("denied_org"),
+            secondary_opt_outs=bool(g.get("secondary_opt_outs")),
+        )
+    return Restriction(
+        deny_all=bool(data.get("deny_all")),
+        types=frozenset(data["types"]) if data.get("types") is not None else None,
+        patients=gate,
+        withheld=frozenset(data.get("withheld") or ()),
+        withheld_except_org=data.get("withheld_except_org"),
+        criteria=tuple(
+            (t, tuple(tuple((k, v) for k, v in c) for c in alts)) for t, alts in data.get("criteria") or ()
+        ),
+    )
+
+
 def restriction_sql(
     r: Restriction, alias: str = "r", *, criteria_sql: CriteriaSql | None = None
 ) -> tuple[str, list[Any]]:

@@ -16,10 +16,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sharedcare.api.asgi import to_fhir_request, to_http
+from sharedcare.auth.middleware import ACTOR_KEY
 from sharedcare.bulk.jobs import BulkJobs
 from sharedcare.errors import FhirError
 from sharedcare.fhir.outcome import outcome_bytes
-from sharedcare.operations.bulk_data import accepted, require_async
+from sharedcare.operations.bulk_data import accepted, may_use_job, require_async
 from sharedcare.types import FhirRequest, FhirResponse, Issue
 
 NDJSON_TYPES = ("application/fhir+ndjson", "application/ndjson", "application/x-ndjson")
@@ -29,7 +30,9 @@ def bulk_routes(
     jobs: BulkJobs, route: Callable[[FhirRequest], FhirResponse], *, max_body_bytes: int, max_json_depth: int
 ) -> list[BaseRoute]:
     async def download(request: Request) -> Response:
-        path = jobs.file(request.path_params["job"], request.path_params["name"])
+        actor = request.scope.get(ACTOR_KEY)
+        allowed = may_use_job(jobs, request.path_params["job"], actor)
+        path = jobs.file(request.path_params["job"], request.path_params["name"]) if allowed else None
         if path is None:
             issue = Issue("error", "not-found", "No such bulk data file (unknown, cancelled or expired job)")
             return Response(outcome_bytes([issue]), 404, media_type="application/fhir+json")

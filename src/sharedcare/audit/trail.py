@@ -34,7 +34,6 @@ class _Job:
     record: AuditRecord | None
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
-    event: dict[str, Any] | None = None  # built by the waiting request itself, outside the write transaction
 
 
 class AuditTrail:
@@ -81,28 +80,14 @@ class AuditTrail:
 
     # --- everything else: queued -----------------------------------------------------------------------------
     def record(self, record: AuditRecord, *, wait: bool | None = None) -> None:
-        """Queue the record's event; when waiting (synchronous read audit), return once it is committed.
-
-        Group commit: the sealing thread writes every event queued meanwhile in one transaction (one fsync), so
-        concurrent readers share commits and each waits only for its own batch. A waiting request builds its own
-        event first (resolving the patients shown, on its own read connection), so the write transaction that
-        everyone waits on only chains and inserts. Records that do not wait (e.g. from the asynchronous edge) are
-        resolved by the sealing thread instead, so the caller never blocks on a query."""
-        waits = self.sync_reads if wait is None else wait
         job = _Job(record)
-        if waits and not self._closed:
-            try:
-                with self.store.reading() as cur:
-                    job.event = build(self._resolve(cur, record))
-            except Exception:  # resolve it in the write transaction instead, as for a record that does not wait
-                log.debug("audit pre-resolution failed; resolving at seal time", exc_info=True)
         with self._cond:
             if self._closed:
                 self._write_now([job])
                 return
             self._jobs.append(job)
             self._cond.notify()
-        if waits:
+        if self.sync_reads if wait is None else wait:
             self._wait(job)
 
     def seal_soon(self) -> None:
@@ -155,11 +140,7 @@ class AuditTrail:
     def _write_now(self, jobs: list[_Job]) -> None:
         try:
             with self.store.writing() as cur:
-                events = [
-                    j.event if j.event is not None else build(self._resolve(cur, j.record))
-                    for j in jobs
-                    if j.record is not None
-                ]
+                events = [build(self._resolve(cur, j.record)) for j in jobs if j.record is not None]
                 self.log.seal_in(cur, events)
         except Exception as exc:  # reported to every waiting request; the trail must not fail silently
             log.exception("audit trail write failed")

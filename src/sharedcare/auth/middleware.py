@@ -31,7 +31,8 @@ from sharedcare.auth.tokens import InvalidToken, TokenService
 ACTOR_KEY = "sharedcare.actor"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 PUBLIC_FHIR = ("/fhir/metadata", "/fhir/.well-known/smart-configuration")
-OPERATOR_PATHS = ("/fhir/_bulk/", "/fhir/_changes", "/fhir/$import")  # outside the boundary until part 2
+OPERATOR_PATHS = ("/fhir/_bulk/", "/fhir/_changes", "/fhir/$import")  # outside the boundary
+OWNED_PATHS = ("/fhir/_bulk/",)  # files of a bound export: its requester may fetch them (the route checks who)
 OPEN_WARNING = "open development mode: NO AUTHENTICATION, NO ACCESS CONTROL"
 BASE_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -87,7 +88,7 @@ class SecurityEdge:
             headers = [(b"retry-after", retry_after(wait).encode())]
             await _outcome(send, 429, "throttled", "Too many requests from this client; slow down", headers)
             return
-        if path.startswith(OPERATOR_PATHS) and not actor.unrestricted:
+        if path.startswith(OPERATOR_PATHS) and not actor.unrestricted and not _may_fetch_owned(path, scope):
             self._audit_refusal(actor, request_id, "Operator-only endpoint refused")
             await _outcome(send, 403, "forbidden", "This endpoint is for the store's operator only", [])
             return
@@ -200,3 +201,8 @@ def client_rate_cache(lookup: Callable[[str], Any], ttl: float = 60.0) -> Callab
         return value
 
     return rate
+
+
+def _may_fetch_owned(path: str, scope: Any) -> bool:
+    """GET of a bulk export file by a non-operator: let the route decide (only the export's requester may)."""
+    return path.startswith(OWNED_PATHS) and scope.get("method") in ("GET", "HEAD") and path.count("/") == 4

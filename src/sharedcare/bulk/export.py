@@ -4,6 +4,10 @@ the writer that streams it into NDJSON files, one or more per resource type.
 The whole export reads one snapshot (one read transaction), so its files are consistent with each other and with
 `transactionTime`. Rows are streamed in key order, a thousand at a time (a server-side cursor on PostgreSQL), and
 the stored bytes are written as they are: memory stays bounded whatever the size of the store.
+
+An export started by anyone but the operator is bound to its requester (issue 7): the requester's restriction
+(JSON in the spec, taken at kick-off) is ANDed into every row, so opt-outs apply for secondary use, and its
+resources are pseudonymised when the policy says so. Only the requester may poll the job and fetch its files.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sharedcare.access.restrictions import restriction_from_json, restriction_sql
 from sharedcare.errors import InvalidRequest, NotFound
 from sharedcare.service.repository import parse_criteria
 from sharedcare.store import bulk_sql
@@ -37,9 +42,15 @@ class ExportSpec:
     since: str | None = None
     type_filters: tuple[tuple[str, str], ...] = ()  # (type, query string)
     patients: tuple[str, ...] = ()  # the `patient` parameter (POST): restrict to these patients' compartments
+    access: dict[str, Any] | None = None  # the requester's Restriction (JSON), ANDed into every row; None: operator
+    pseudonymise: bool = False  # secondary use: identifiers hashed, names and contact details removed
+    owner: str | None = None  # who started it (only they may poll it and fetch its files); None: the operator
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "access": self.access,
+            "pseudonymise": self.pseudonymise,
+            "owner": self.owner,
             "level": self.level,
             "group": self.group,
             "types": list(self.types),
@@ -57,6 +68,9 @@ class ExportSpec:
             data.get("since"),
             tuple((t, q) for t, q in data.get("type_filters") or ()),
             tuple(data.get("patients") or ()),
+            data.get("access"),
+            bool(data.get("pseudonymise")),
+            data.get("owner"),
         )
 
 
@@ -92,6 +106,7 @@ class ExportWriter:
         self.resource_types = tuple(sorted(resource_types))
         self.patient_types = frozenset(patient_types) | {"Patient"}
         self.lines_per_file = lines_per_file
+        self.pseudonymise: Callable[[bytes], bytes] | None = None  # set by the security wiring
 
     def check(self, spec: ExportSpec) -> None:
         """Reject at kick-off what the job could not do, so errors come back at once (400), not in the manifest."""
@@ -159,11 +174,24 @@ class ExportWriter:
             if t == rtype
         )
         filters = tuple((sql, tuple(args)) for sql, args in filters)
-        base = ExportQuery(rtype, spec.since, filters, any_patient=spec.level == "patient" and patients is None)
+        access = None
+        if spec.access is not None:  # the requester's restriction, compiled for this job's own query
+            asql, aargs = restriction_sql(restriction_from_json(spec.access), "r")
+            access = (asql, tuple(aargs)) if asql else None
+        base = ExportQuery(
+            rtype, spec.since, filters, any_patient=spec.level == "patient" and patients is None, access=access
+        )
         if patients is None:
             return [base]
         chunks = [patients[i : i + MEMBER_CHUNK] for i in range(0, len(patients), MEMBER_CHUNK)]
-        return [ExportQuery(rtype, spec.since, filters, patients=chunk) for chunk in chunks]
+        return [ExportQuery(rtype, spec.since, filters, patients=chunk, access=access) for chunk in chunks]
+
+    def _shape(self, spec: ExportSpec) -> Callable[[bytes], bytes]:
+        if not spec.pseudonymise:
+            return lambda body: body
+        if self.pseudonymise is None:  # fail closed: never write identifiable data for secondary use
+            raise RuntimeError("This export must be pseudonymised, but no pseudonymiser is configured")
+        return self.pseudonymise
 
     def _write_type(
         self,
@@ -177,6 +205,7 @@ class ExportWriter:
         progress: Callable[[str, int], None],
     ) -> None:
         queries = self._queries(spec, rtype, patients)
+        shape = self._shape(spec)
         seen: set[int] | None = set() if len(queries) > 1 else None  # a resource may be in two patients' chunks
         out: Any = None
         current: OutputFile | None = None
@@ -193,7 +222,7 @@ class ExportWriter:
                         current = OutputFile(rtype, f"{rtype}-{sum(f.type == rtype for f in result.files) + 1}.ndjson")
                         result.files.append(current)
                         out = (folder / current.name).open("wb", buffering=1 << 20)
-                    out.write(body)
+                    out.write(shape(body))
                     out.write(b"\n")
                     current.count += 1
                     if n % 5000 == 4999:

@@ -103,6 +103,15 @@ class BulkJobs:
         shutil.rmtree(self.folder / job_id, ignore_errors=True)
         return True
 
+    def requester(self, job_id: str) -> str | None:
+        """Who started a bound export (None: an operator's job, or no such job)."""
+        row = bulk_sql.job_get(self.store, job_id)
+        if row is None or row["kind"] != "export":
+            return None
+        spec = (orjson.loads(row["request"]) or {}).get("spec") or {}
+        owner = spec.get("owner")
+        return str(owner) if owner else None
+
     def file(self, job_id: str, name: str) -> Path | None:
         """The output file of a job still on record (names are checked: no path tricks)."""
         if "/" in name or name.startswith(".") or bulk_sql.job_get(self.store, job_id) is None:

@@ -9,10 +9,13 @@ OperationOutcome when it failed; DELETE cancels a job and removes its files (202
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
+from sharedcare.access.actor import current
 from sharedcare.bulk.export import ExportSpec
 from sharedcare.bulk.jobs import BulkJobs
 from sharedcare.capability import OperationInfo
@@ -54,6 +57,10 @@ def export_kickoff(jobs: BulkJobs, req: FhirRequest) -> FhirResponse:
     require_async(req)
     params = _parameters(req)
     spec = export_spec(req.path, params, lenient="handling=lenient" in (req.header("prefer") or "").replace(" ", ""))
+    ctx = current()
+    bound = getattr(ctx, "export_access", None)
+    if bound is not None:  # a restricted caller: the job runs under its restriction (set by the boundary)
+        spec = replace(spec, access=bound["access"], pseudonymise=bound["pseudonymise"], owner=bound["owner"])
     job_id = jobs.start_export(spec, _request_url(req), req.base_url)
     return accepted(req, "$export-poll-status", job_id)
 
@@ -80,6 +87,16 @@ def export_spec(path: list[str], params: list[tuple[str, str]], *, lenient: bool
         raise InvalidRequest("The patient parameter applies to Patient and Group level exports")
     since = next((v for name, v in params if name == "_since"), None)
     return ExportSpec(level, group, types, _instant(since) if since else None, tuple(filters), patients)
+
+
+def may_use_job(jobs: BulkJobs, job_id: str, actor: Any) -> bool:
+    """The operator may use any job; anyone else only an export they started (no request context: in process)."""
+    if actor is None or getattr(actor, "unrestricted", False):
+        return True
+    from sharedcare.service.boundary import export_owner
+
+    owner = jobs.requester(job_id)
+    return owner is not None and owner == export_owner(actor)
 
 
 def _level(path: list[str]) -> tuple[str, str | None]:
@@ -136,6 +153,8 @@ def _value(part: dict[str, object]) -> object:
 # --- status ----------------------------------------------------------------------------------------------------
 def poll_status(jobs: BulkJobs, req: FhirRequest) -> FhirResponse:
     job_id = req.param("_jobId") or ""
+    if not may_use_job(jobs, job_id, getattr(current(), "actor", None)):
+        raise NotFound(f"No bulk job {job_id!r} (unknown, cancelled or expired)")
     if req.method == "DELETE":
         if not jobs.cancel(job_id):
             raise NotFound(f"No bulk job {job_id!r}")

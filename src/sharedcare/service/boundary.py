@@ -6,7 +6,10 @@ Moments, in order (architecture.md, "named moments"):
 - request_started: classify the interaction; check scopes and role (403 before anything runs); refuse writes to
   AuditEvent; stamp `meta.source` on writes; serve the audit trail, access log, break glass and self-claims.
 - query_restrictions: the caller's Restriction is put on the request context; the restricted store reads it
-  for read, vread and history (search takes it in part 2 of issue 7, from `RequestContext.restriction`).
+  for read, vread, history, search (matches, totals, includes, chain and _has inner searches), conditional
+  matching and $everything/$match; $export is bound to it at kick-off (`_bind_export`). A Patient search by
+  exact NHS number by someone who may break glass also returns banner fields of withheld Patients
+  (`_discoverable`), so the patient can be found to break glass.
 - resource_precommit: the repository write hooks (access tables and checks, then the AuditEvent) run inside the
   write transaction.
 - resources_shown: pseudonymise for secondary use; then audit what was shown, or the refusal.
@@ -29,8 +32,8 @@ from sharedcare.access.actor import INTERNAL, Actor, RequestContext, current, re
 from sharedcare.access.interaction import Interaction, classify
 from sharedcare.access.policy import NOT_AVAILABLE, AccessPolicy, now_instant
 from sharedcare.access.redact import Pseudonymiser
-from sharedcare.access.restrictions import Restriction
-from sharedcare.access.roles import PATIENT
+from sharedcare.access.restrictions import Restriction, restriction_to_json
+from sharedcare.access.roles import PATIENT, SECONDARY_USE
 from sharedcare.access.tables import source_uri
 from sharedcare.audit.events import OUTCOME_MINOR, OUTCOME_SERIOUS, OUTCOME_SUCCESS, AuditRecord, build
 from sharedcare.audit.search import AuditSearch
@@ -43,9 +46,14 @@ Handler = Callable[[FhirRequest], FhirResponse]
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 WRITE_METHODS = {"POST": "c", "PUT": "u", "PATCH": "u", "DELETE": "d"}
 GRANT_OPERATIONS = {"$break-glass": grants.BREAK_GLASS, "$claim-relationship": grants.SELF_CLAIM}
-# Bulk data and record-linkage curation run outside the caller's restrictions for now (issue 7 part 2 binds them):
+# Import and record-linkage curation run outside any caller's restrictions: the operator's only. ($export is bound
+# to its caller instead: see `_bind_export`.)
 OPERATOR_OPERATIONS = frozenset(
-    {"$export", "$import", "$merge", "$unmerge", "$relink", "$review-queue", "$review-accept", "$review-reject"}
+    {"$import", "$merge", "$unmerge", "$relink", "$review-queue", "$review-accept", "$review-reject"}
+)
+EXPORT_REFUSED = (
+    "$export is available to the store's operator and, for secondary use, to analysts (with opt-outs applied and "
+    "identifiers pseudonymised)"
 )
 APPEND_ONLY = "The audit trail is append-only: AuditEvents cannot be created, changed or deleted"
 
@@ -271,10 +279,32 @@ class Boundary:
             return self.route(req)
         if op in OPERATOR_OPERATIONS and not actor.unrestricted:
             raise Forbidden(f"{op} is available to the store's operator only")
+        if op == "$export" and not actor.unrestricted:
+            self._bind_export(ctx)
+            return self._shown(actor, self.route(req))
+        if op == "$export-poll-status" and not actor.unrestricted:
+            return self.route(req)  # the job's owner is checked by the bulk layer (bound at kick-off)
         self.policy.check(actor, it.type or "*", "r")
         if it.type == "Patient" and it.id:
             self._check_compartment(actor, f"Patient/{it.id}")
         return self._shown(actor, self.route(req))
+
+    def _bind_export(self, ctx: RequestContext) -> None:
+        """`$export` by anyone but the operator: secondary use only, bound to the caller's restriction (opt-outs,
+        the role's types, sensitivity) and pseudonymised as the policy says. Direct-care roles, organisation
+        systems and patients are refused: a bulk copy of the record outside the viewer is not direct care."""
+        actor = ctx.actor
+        if actor.purpose != SECONDARY_USE or actor.policy is None:
+            raise Forbidden(EXPORT_REFUSED)
+        restriction = self.policy.restriction(actor, None, "r")
+        if restriction.deny_all or restriction.criteria:
+            raise Forbidden(EXPORT_REFUSED)
+        redaction = self.policy.redaction(actor)
+        ctx.export_access = {
+            "access": restriction_to_json(restriction),
+            "pseudonymise": bool(redaction and redaction.pseudonymise),
+            "owner": export_owner(actor),
+        }
 
     def _grant(self, req: FhirRequest, ctx: RequestContext, it: Interaction, kind: str) -> FhirResponse:
         actor = ctx.actor
@@ -419,6 +449,11 @@ def _uuid() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+def export_owner(actor: Actor) -> str:
+    """Who a bound export belongs to: the same person through the same client."""
+    return f"{actor.kind}|{actor.subject}|{actor.client_id}"
 
 
 def _request_id(req: FhirRequest) -> str:

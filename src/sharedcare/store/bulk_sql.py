@@ -449,6 +449,7 @@ class ExportQuery:
     filters: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     patients: tuple[str, ...] | None = None
     any_patient: bool = False  # restrict to resources in some Patient compartment (Patient-level export)
+    access: tuple[str, tuple[Any, ...]] | None = None  # the requester's access restriction, a condition on `r`
 
 
 def export_rows(store: SqlStore, cur: Any, q: ExportQuery) -> Iterator[tuple[int, bytes]]:
@@ -469,6 +470,9 @@ def export_rows(store: SqlStore, cur: Any, q: ExportQuery) -> Iterator[tuple[int
         args.extend(q.patients)
     elif q.any_patient:
         where.append("EXISTS (SELECT 1 FROM compartment c WHERE c.rid = r.rid AND c.comp_type = 'Patient')")
+    if q.access is not None:
+        where.append(f"({q.access[0]})")
+        args.extend(q.access[1])
     sql = store.dialect.sql(
         "SELECT r.rid, v.body FROM resources r JOIN versions v ON v.seq = r.seq "
         f"WHERE {' AND '.join(where)} ORDER BY r.rid"
