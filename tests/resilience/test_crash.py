@@ -38,7 +38,8 @@ def test_acknowledged_writes_survive_kill_9(backend: str, tmp_path: Path, reques
         db = f"sqlite:///{tmp_path / 'crash.db'}"
     rng = random.Random(8)
     ledger = Ledger()
-    bulk = BulkImport(db, tmp_path / "bulk.ndjson", "bulk", 1500, tmp_path / "import.log").write()
+    bulk = BulkImport(db, tmp_path / "bulk.ndjson", "bulk", 4000, tmp_path / "import.log").write()
+    mid_import_kills = 0
     proc = serve(db, tmp_path / "server.log").start()
     try:
         for cycle in range(CYCLES[backend]):
@@ -56,7 +57,8 @@ def test_acknowledged_writes_survive_kill_9(backend: str, tmp_path: Path, reques
             verdict = verify(db, ledger)
             assert verdict.ok, f"cycle {cycle}: {verdict.summary()}"
             _assert_bulk(db, bulk, complete=False)
-            assert 0 < bulk.lines_done() < bulk.lines, "the kill should land in the middle of the import"
+            mid_import_kills += 0 < bulk.lines_done() < bulk.lines  # on a fast machine the import may finish first
+        assert mid_import_kills, "no kill landed in the middle of the import"
         assert len(ledger.acked) > 50 and ledger.transactions_acked, "the writers hardly wrote anything"
         assert bulk.finish() == 0
         _assert_bulk(db, bulk, complete=True)
