@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import socket
 import sqlite3
 import statistics
@@ -66,14 +67,35 @@ def serve(db: str) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("server did not start")
 
 
+def distinct_patient(k: int) -> bytes:
+    """The benchmark Patient as a different person each time (own NHS number, name, birth date): every create
+    is matched by the MPI, and a thousand copies of one person would measure a pathological Person, not a create."""
+    from sharedcare.generate.nhs_numbers import check_digit
+
+    stem = 999000000 + k * 7
+    while check_digit(str(stem)) is None:
+        stem += 1
+    nhs = f"{stem}{check_digit(str(stem))}"
+    rng = random.Random(k)
+    family = "".join(rng.choice("bcdfghjklmnprstvwz") + rng.choice("aeiou") for _ in range(3)).capitalize()
+    given = "".join(rng.choice("bcdfghjklmnprstvwz") + rng.choice("aeiou") for _ in range(2)).capitalize()
+    person = {
+        **PATIENT,
+        "identifier": [{**PATIENT["identifier"][0], "value": nhs}],
+        "name": [{**PATIENT["name"][0], "family": f"Smith{family}"}],
+        "birthDate": f"{1930 + k % 80}-{1 + k % 12:02d}-{1 + k % 28:02d}",
+    }
+    return json.dumps(person).encode()
+
+
 def http_run(base: str, n: int) -> dict[str, list[float]]:
     creates, reads, ids = [], [], []
     headers = {"content-type": "application/fhir+json"}
-    body = json.dumps(PATIENT).encode()
+    bodies = [distinct_patient(k) for k in range(n + 50)]
     with httpx.Client() as http:
-        for _ in range(50):  # warm up
+        for body in bodies[n:]:  # warm up
             http.post(f"{base}/Patient", content=body, headers=headers)
-        for _ in range(n):
+        for body in bodies[:n]:
             t = time.perf_counter()
             r = http.post(f"{base}/Patient", content=body, headers=headers)
             creates.append(time.perf_counter() - t)
