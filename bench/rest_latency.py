@@ -82,8 +82,10 @@ def distinct_patient(k: int) -> bytes:
     person = {
         **PATIENT,
         "identifier": [{**PATIENT["identifier"][0], "value": nhs}],
-        "name": [{**PATIENT["name"][0], "family": f"Smith{family}"}],
+        "name": [{**PATIENT["name"][0], "family": family, "given": [given]}],
         "birthDate": f"{1930 + k % 80}-{1 + k % 12:02d}-{1 + k % 28:02d}",
+        "telecom": [{"system": "phone", "value": f"01632 {960000 + k}", "use": "home"}],
+        "address": [{"line": [f"{k} High Street"], "city": "Leeds", "postalCode": f"LS{1 + k % 28} {k % 10}AA"}],
     }
     return json.dumps(person).encode()
 
