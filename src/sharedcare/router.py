@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 
-from sharedcare.errors import InvalidRequest, MethodNotAllowed, NotFound, NotSupported
+from sharedcare.errors import MethodNotAllowed, NotFound, NotSupported
 from sharedcare.fhir.bundle import Entry, bundle_bytes
 from sharedcare.fhir.elements import keep_elements, parse_elements, summarise
 from sharedcare.fhir.outcome import outcome_bytes
 from sharedcare.fhir.resource import parse_json
+from sharedcare.request_params import instant_param, int_param
 from sharedcare.service.repository import Repository, WriteResult
 from sharedcare.store.base import HistoryQuery
 from sharedcare.types import FhirRequest, FhirResponse, Issue, StoredResource
@@ -34,9 +35,7 @@ class RouterConfig:
 
 
 def http_date(instant: str) -> str:
-    return format_datetime(
-        datetime.strptime(instant, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC), usegmt=True
-    )
+    return format_datetime(datetime.strptime(instant, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC), usegmt=True)
 
 
 def resource_headers(stored: StoredResource, base: str) -> dict[str, str]:
@@ -109,9 +108,7 @@ class Router:
             return self.bundles(req)
         if req.method in ("GET", "HEAD"):
             return self.search(req, None, None)
-        raise MethodNotAllowed(
-            f"{req.method} is not allowed at the FHIR base; POST a batch or transaction Bundle"
-        )
+        raise MethodNotAllowed(f"{req.method} is not allowed at the FHIR base; POST a batch or transaction Bundle")
 
     def _type_level(self, req: FhirRequest, rtype: str) -> FhirResponse:
         m = req.method
@@ -123,16 +120,12 @@ class Router:
         if m == "PUT" and has_query:
             return self.write_response(
                 req,
-                self.repo.conditional_update(
-                    rtype, self._query_string(req), self._body(req), req.header("if-match")
-                ),
+                self.repo.conditional_update(rtype, self._query_string(req), self._body(req), req.header("if-match")),
             )
         if m == "PATCH" and has_query:
             return self.write_response(
                 req,
-                self.repo.conditional_patch(
-                    rtype, self._query_string(req), self._body(req), req.header("if-match")
-                ),
+                self.repo.conditional_patch(rtype, self._query_string(req), self._body(req), req.header("if-match")),
             )
         if m == "DELETE" and has_query:
             result = self.repo.conditional_delete(rtype, self._query_string(req))
@@ -165,9 +158,7 @@ class Router:
     def read(self, req: FhirRequest, rtype: str, id: str) -> FhirResponse:
         stored = self.repo.read(rtype, id)
         if self._not_modified(req, stored):
-            return FhirResponse(
-                304, None, {"etag": stored.etag, "last-modified": http_date(stored.last_updated)}
-            )
+            return FhirResponse(304, None, {"etag": stored.etag, "last-modified": http_date(stored.last_updated)})
         return self.resource_response(req, stored)
 
     def vread(self, req: FhirRequest, rtype: str, id: str, version: str) -> FhirResponse:
@@ -185,13 +176,13 @@ class Router:
 
     def history(self, req: FhirRequest, rtype: str | None, id: str | None) -> FhirResponse:
         count = self._count(req)
-        offset = _int_param(req, "_offset", 0)
+        offset = int_param(req, "_offset", 0)
         snapshot = req.param("_snapshot")
         query = HistoryQuery(
             type=rtype,
             id=id,
-            since=_instant_param(req, "_since"),
-            at=_instant_param(req, "_at"),
+            since=instant_param(req, "_since"),
+            at=instant_param(req, "_at"),
             count=count,
             offset=offset,
             snapshot=int(snapshot) if snapshot and snapshot.isdigit() else None,
@@ -246,9 +237,7 @@ class Router:
             return FhirResponse(status, None, headers)
         if prefer == "OperationOutcome":
             verb = "created" if status == 201 else ("matched" if not result.changed else "updated")
-            note = Issue(
-                "information", "informational", f"{stored.type}/{stored.id} {verb} (version {stored.version})"
-            )
+            note = Issue("information", "informational", f"{stored.type}/{stored.id} {verb} (version {stored.version})")
             return FhirResponse(status, outcome_bytes([note]), headers)
         return FhirResponse(status, stored.body, headers)
 
@@ -286,7 +275,7 @@ class Router:
         return urlencode([(k, v) for k, v in req.query if not k.startswith("_format") and k != "_pretty"])
 
     def _count(self, req: FhirRequest) -> int:
-        count = _int_param(req, "_count", self.config.default_page_size)
+        count = int_param(req, "_count", self.config.default_page_size)
         return max(0, min(count, self.config.max_page_size))
 
 
@@ -314,28 +303,3 @@ def _prefer_return(req: FhirRequest) -> str:
         if key == "return":
             return value.strip().strip('"')
     return "representation"
-
-
-def _int_param(req: FhirRequest, name: str, default: int) -> int:
-    raw = req.param(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer, got '{raw}'")
-    return int(raw)
-
-
-def _instant_param(req: FhirRequest, name: str) -> str | None:
-    """A FHIR instant/dateTime parameter normalised to the store's fixed-width UTC form."""
-    raw = req.param(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(
-            f"{name} must be a FHIR instant such as 2024-01-31T10:00:00Z, got '{raw}'"
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

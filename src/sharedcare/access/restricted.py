@@ -18,6 +18,7 @@ from sharedcare.access.restrictions import PatientGate, Restriction, gate_sql, r
 from sharedcare.access.scopes import Criteria
 from sharedcare.errors import Forbidden
 from sharedcare.store.base import HistoryPage, HistoryQuery
+from sharedcare.store.sqlstore import history_where
 from sharedcare.types import StoredResource
 
 RestrictionFor = Callable[[str | None, str], Restriction | None]
@@ -87,7 +88,7 @@ class RestrictedStore:
             if snapshot is None:
                 cur.execute("SELECT COALESCE(MAX(seq), 0) FROM versions")
                 snapshot = int(cur.fetchone()[0])
-            where, args = _history_where(q, snapshot)
+            where, args = history_where(q, snapshot)
             where += f" AND {rcond}" if rcond else ""
             args += rargs
             cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM versions v WHERE {where}"), args)
@@ -194,26 +195,6 @@ class RestrictedStore:
         if not sql:
             return "1 = 1", []
         return f"EXISTS (SELECT 1 FROM resources r WHERE r.rid = {alias}.rid AND {sql})", list(args)
-
-
-def _history_where(q: HistoryQuery, snapshot: int) -> tuple[str, list[Any]]:
-    where, args = ["v.seq <= ?"], [snapshot]
-    if q.type:
-        where.append("v.type = ?")
-        args.append(q.type)
-    if q.id:
-        where.append("v.id = ?")
-        args.append(q.id)
-    if q.since:
-        where.append("v.last_updated >= ?")
-        args.append(q.since)
-    if q.at:
-        where.append(
-            "v.last_updated <= ? AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.rid = v.rid "
-            "AND w.version > v.version AND w.last_updated <= ? AND w.seq <= ?)"
-        )
-        args += [q.at, q.at, snapshot]
-    return " AND ".join(where), args
 
 
 def _bytes(value: Any) -> bytes | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +33,7 @@ from sharedcare.fhir.outcome import outcome_bytes
 from sharedcare.matching.features import MatchRecord, meta_source_organisation
 from sharedcare.matching.resources import DUPLICATE_URL, ODS_SYSTEM, SOURCE_ORG_URL, SOURCE_PATIENT_URL
 from sharedcare.matching.service import MatchService
+from sharedcare.request_params import instant_param, int_param
 from sharedcare.store.search_exec import WITHHELD_NOTICE
 from sharedcare.types import FhirRequest, FhirResponse, Issue
 
@@ -50,9 +50,9 @@ def everything_operation(service: MatchService, repo: Any, default_count: int, m
         if not patients:
             raise NotFound(f"{rtype}/{rid} links no source Patient")
         types = [t for t in (req.param("_type") or "").split(",") if t]
-        since = _instant_param(req, "_since")
-        count = min(_int(req, "_count", default_count), max_count)
-        cursor = _int(req, "_cursor", 0)
+        since = instant_param(req, "_since")
+        count = min(int_param(req, "_count", default_count), max_count)
+        cursor = int_param(req, "_cursor", 0)
         restrict_for = getattr(repo.store, "record_restrict", None)
         restrict, unlabelled = restrict_for(patients) if restrict_for else (None, None)
         with service.mpi.reading() as sql:
@@ -61,8 +61,9 @@ def everything_operation(service: MatchService, repo: Any, default_count: int, m
             more, rows = len(rows) > count, rows[:count]
             orgs = {pid: MatchRecord.from_json(f).org for pid, _, _, f in sql.records(patients)}
             duplicates = _duplicates(sql, rows, patients, orgs, restrict)
-            withheld = bool(restrict and unlabelled and sql.everything_withheld(patients, types, since, restrict,
-                                                                                 unlabelled))
+            withheld = bool(
+                restrict and unlabelled and sql.everything_withheld(patients, types, since, restrict, unlabelled)
+            )
         entries = [_entry(req.base_url, row, orgs, duplicates) for row in rows]
         if withheld:
             entries.insert(0, withheld_entry())
@@ -133,26 +134,3 @@ def _links(req: FhirRequest, rtype: str, rid: str, count: int, more: list[tuple]
     if cursor:
         links.append(("first", link(0)))
     return links
-
-
-def _int(req: FhirRequest, name: str, default: int) -> int:
-    raw = req.param(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer, got '{raw}'")
-    return int(raw)
-
-
-def _instant_param(req: FhirRequest, name: str) -> str | None:
-    """A FHIR instant in the store's fixed-width UTC form, so it compares as text with `last_updated`."""
-    raw = req.param(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"{name} must be a FHIR instant such as 2024-01-31T10:00:00Z, got '{raw}'") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -156,23 +156,7 @@ class SqlStore:
             if snapshot is None:
                 cur.execute("SELECT COALESCE(MAX(seq), 0) FROM versions")
                 snapshot = int(cur.fetchone()[0])
-            where, args = ["v.seq <= ?"], [snapshot]
-            if q.type:
-                where.append("v.type = ?")
-                args.append(q.type)
-            if q.id:
-                where.append("v.id = ?")
-                args.append(q.id)
-            if q.since:
-                where.append("v.last_updated >= ?")
-                args.append(q.since)
-            if q.at:
-                where.append(
-                    "v.last_updated <= ? AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.rid = v.rid "
-                    "AND w.version > v.version AND w.last_updated <= ? AND w.seq <= ?)"
-                )
-                args += [q.at, q.at, snapshot]
-            cond = " AND ".join(where)
+            cond, args = history_where(q, snapshot)
             cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM versions v WHERE {cond}"), args)
             total = int(cur.fetchone()[0])
             cur.execute(
@@ -240,18 +224,36 @@ class SqlStore:
                 get = ROW_GETTERS[table]
                 cur.executemany(sql, [(rid, type, *get(v)) for v in values])
         if rows.composites:
-            sql = self.dialect.sql(
-                "INSERT INTO idx_composite (rid, type, param, c1, c2, c3) VALUES (?,?,?,?,?,?)"
-            )
+            sql = self.dialect.sql("INSERT INTO idx_composite (rid, type, param, c1, c2, c3) VALUES (?,?,?,?,?,?)")
             cur.executemany(sql, [(rid, type, c.param, *_pad3(c.components)) for c in rows.composites])
         if rows.compartments:
-            sql = self.dialect.sql(
-                "INSERT INTO compartment (rid, type, comp_type, comp_id) VALUES (?, ?, ?, ?)"
-            )
+            sql = self.dialect.sql("INSERT INTO compartment (rid, type, comp_type, comp_id) VALUES (?, ?, ?, ?)")
             cur.executemany(sql, [(rid, type, c.comp_type, c.comp_id) for c in set(rows.compartments)])
         if rows.text:
             sql = self.dialect.sql("INSERT INTO fulltext_rows (rid, type, content) VALUES (?, ?, ?)")
             cur.execute(sql, (rid, type, rows.text))
+
+
+def history_where(q: HistoryQuery, snapshot: int) -> tuple[str, list[Any]]:
+    """The WHERE clause over `versions v` for a history query, bounded by a snapshot sequence number."""
+    where: list[str] = ["v.seq <= ?"]
+    args: list[Any] = [snapshot]
+    if q.type:
+        where.append("v.type = ?")
+        args.append(q.type)
+    if q.id:
+        where.append("v.id = ?")
+        args.append(q.id)
+    if q.since:
+        where.append("v.last_updated >= ?")
+        args.append(q.since)
+    if q.at:
+        where.append(
+            "v.last_updated <= ? AND NOT EXISTS (SELECT 1 FROM versions w WHERE w.rid = v.rid "
+            "AND w.version > v.version AND w.last_updated <= ? AND w.seq <= ?)"
+        )
+        args += [q.at, q.at, snapshot]
+    return " AND ".join(where), args
 
 
 def _pad3(components: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
