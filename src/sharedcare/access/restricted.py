@@ -18,7 +18,6 @@ from sharedcare.access.restrictions import PatientGate, Restriction, gate_sql, r
 from sharedcare.access.scopes import Criteria
 from sharedcare.errors import Forbidden
 from sharedcare.store.base import HistoryPage, HistoryQuery
-from sharedcare.store.sqlstore import history_where
 from sharedcare.types import StoredResource
 
 RestrictionFor = Callable[[str | None, str], Restriction | None]
@@ -82,27 +81,7 @@ class RestrictedStore:
         restriction = self._restriction_for(q.type, "r" if q.id else "s")
         if restriction is None:
             return self._store.history(q)
-        rcond, rargs = self._sql(restriction, "v")
-        with self._store.reading() as cur:
-            snapshot = q.snapshot
-            if snapshot is None:
-                cur.execute("SELECT COALESCE(MAX(seq), 0) FROM versions")
-                snapshot = int(cur.fetchone()[0])
-            where, args = history_where(q, snapshot)
-            where += f" AND {rcond}" if rcond else ""
-            args += rargs
-            cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM versions v WHERE {where}"), args)
-            total = int(cur.fetchone()[0])
-            cur.execute(
-                self.dialect.sql(
-                    "SELECT v.type, v.id, v.version, v.last_updated, v.body, v.method FROM versions v "
-                    f"WHERE {where} ORDER BY v.seq DESC LIMIT ? OFFSET ?"
-                ),
-                [*args, q.count, q.offset],
-            )
-            rows = cur.fetchall()
-        entries = [StoredResource(r[0], r[1], r[2], r[3], _bytes(r[4]), r[5]) for r in rows]
-        return HistoryPage(entries, snapshot, total)
+        return self._store.history(q, self._sql(restriction, "v"))
 
     # --- for search, $everything and conditional matching ---------------------------------------------------
     def restrict(self, type: str | None, perm: str = "s") -> Callable[[str], tuple[str, list[Any]]] | None:

@@ -150,13 +150,16 @@ class SqlStore:
     def _false(self) -> str:
         return "FALSE" if self.dialect.name == "postgresql" else "0"
 
-    def history(self, q: HistoryQuery) -> HistoryPage:
+    def history(self, q: HistoryQuery, restrict: tuple[str, list[Any]] | None = None) -> HistoryPage:
+        """A history page; `restrict` is an access condition over `versions v`, ANDed in before counting."""
         with self.reading() as cur:
             snapshot = q.snapshot
             if snapshot is None:
                 cur.execute("SELECT COALESCE(MAX(seq), 0) FROM versions")
                 snapshot = int(cur.fetchone()[0])
             cond, args = history_where(q, snapshot)
+            if restrict and restrict[0]:
+                cond, args = f"{cond} AND {restrict[0]}", [*args, *restrict[1]]
             cur.execute(self.dialect.sql(f"SELECT COUNT(*) FROM versions v WHERE {cond}"), args)
             total = int(cur.fetchone()[0])
             cur.execute(
