@@ -524,6 +524,7 @@ def bulk_load(url: str, files: list[Path], workers: int) -> tuple[Any, list[tupl
     timers = _Timers()
     try:
         server.repo.run_hooks = timers.wrap("hooks", server.repo.run_hooks)  # type: ignore[method-assign]
+        server.repo.run_hooks_many = timers.wrap("hooks", server.repo.run_hooks_many)  # type: ignore[method-assign]
         server.store.transact = timers.wrap("writer", server.store.transact)  # type: ignore[method-assign]
         sources, _ = discover(files)
         cpu, children = time.process_time(), _children_cpu()

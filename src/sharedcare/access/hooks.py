@@ -7,7 +7,7 @@ the state *before* this write: a caller cannot create the relationship that woul
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from sharedcare.access.actor import INTERNAL, RequestContext
 from sharedcare.access.derive import RESOLVABLE
 from sharedcare.access.policy import AccessPolicy
 from sharedcare.access.roles import NEVER_WRITABLE
-from sharedcare.access.tables import AccessTables, source_org_of
+from sharedcare.access.tables import AccessTables, Saved, source_org_of
 from sharedcare.errors import MethodNotAllowed
 from sharedcare.types import StoredResource
 
@@ -28,20 +28,35 @@ class AccessWriteHook:
         self.policy, self.tables, self.context = policy, tables, context
 
     def __call__(self, txn: Any, stored: StoredResource, resource: dict[str, Any] | None) -> None:
-        if stored.type in NEVER_WRITABLE:
-            raise MethodNotAllowed(f"{stored.type} resources are kept by the server and cannot be written")
+        self.many(txn, [(stored, resource)])
+
+    def many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
+        """Check and record saved versions; the same resource twice is taken one version at a time."""
+        if len({(s.type, s.id) for s, _ in written}) < len(written):
+            for stored, resource in written:
+                self.many(txn, [(stored, resource)])
+            return
+        for stored, _ in written:
+            if stored.type in NEVER_WRITABLE:
+                raise MethodNotAllowed(f"{stored.type} resources are kept by the server and cannot be written")
         ctx = self.context()
         actor = ctx.actor if ctx is not None else INTERNAL
         cur, tables = txn.cur, self.tables
-        rid = tables.rid(cur, stored.type, stored.id)
-        assert rid is not None
-        before = tables.past_patients(cur, rid)
-        after = tables.current_patients(cur, rid) if resource is not None else set()
-        previous = tables.source(cur, rid, stored.version - 1) if stored.version > 1 else None
-        new_patient = stored.type == "Patient" and stored.version == 1 and not before
-        self.policy.check_write(cur, tables.d, actor, stored, before | after, previous, new_patient=new_patient)
-        org = source_org_of(resource) if actor.unrestricted else actor.organisation
-        tables.record(cur, rid, stored, resource, after, org, actor.subject, _resolver(txn))
+        rids = tables.rids(cur, [(s.type, s.id) for s, _ in written])
+        ordered = [rids[(s.type, s.id)] for s, _ in written]
+        past = tables.past_patients_of(cur, ordered)
+        live = [rid for rid, (_, r) in zip(ordered, written, strict=True) if r is not None]
+        now = tables.current_patients_of(cur, live)
+        saved = []
+        for rid, (stored, resource) in zip(ordered, written, strict=True):
+            before = past.get(rid, set())
+            after = now.get(rid, set()) if resource is not None else set()
+            previous = tables.source(cur, rid, stored.version - 1) if stored.version > 1 else None
+            new_patient = stored.type == "Patient" and stored.version == 1 and not before
+            self.policy.check_write(cur, tables.d, actor, stored, before | after, previous, new_patient=new_patient)
+            org = source_org_of(resource) if actor.unrestricted else actor.organisation
+            saved.append(Saved(rid, stored, resource, after, org))
+        tables.record_many(cur, saved, actor.subject, _resolver(txn))
 
 
 def _resolver(txn: Any) -> Callable[[str], str | None]:

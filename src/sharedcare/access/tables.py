@@ -15,6 +15,8 @@ and a deletion removes them: an objection takes effect in the transaction that r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sharedcare.access import derive, labels
@@ -58,17 +60,41 @@ class AccessTables:
         self.d = dialect
 
     def rid(self, cur: Any, type: str, id: str) -> int | None:
-        cur.execute(self.d.sql("SELECT rid FROM resources WHERE type = ? AND id = ?"), (type, id))
-        row = cur.fetchone()
-        return int(row[0]) if row else None
+        return self.rids(cur, [(type, id)]).get((type, id))
+
+    def rids(self, cur: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        by_type: dict[str, list[str]] = {}
+        for type, id in keys:
+            by_type.setdefault(type, []).append(id)
+        out: dict[tuple[str, str], int] = {}
+        for type, ids in by_type.items():
+            for chunk in _chunks(ids):
+                marks = ", ".join("?" * len(chunk))
+                cur.execute(
+                    self.d.sql(f"SELECT id, rid FROM resources WHERE type = ? AND id IN ({marks})"), [type, *chunk]
+                )
+                out.update({(type, row[0]): int(row[1]) for row in cur.fetchall()})
+        return out
 
     def current_patients(self, cur: Any, rid: int) -> set[str]:
-        cur.execute(self.d.sql("SELECT comp_id FROM compartment WHERE rid = ? AND comp_type = 'Patient'"), (rid,))
-        return {row[0] for row in cur.fetchall()}
+        return self.current_patients_of(cur, [rid]).get(rid, set())
+
+    def current_patients_of(self, cur: Any, rids: Sequence[int]) -> dict[int, set[str]]:
+        return self._by_rid(cur, "SELECT rid, comp_id FROM compartment WHERE comp_type = 'Patient' AND rid IN", rids)
 
     def past_patients(self, cur: Any, rid: int) -> set[str]:
-        cur.execute(self.d.sql("SELECT patient FROM access_member WHERE rid = ?"), (rid,))
-        return {row[0] for row in cur.fetchall()}
+        return self.past_patients_of(cur, [rid]).get(rid, set())
+
+    def past_patients_of(self, cur: Any, rids: Sequence[int]) -> dict[int, set[str]]:
+        return self._by_rid(cur, "SELECT rid, patient FROM access_member WHERE rid IN", rids)
+
+    def _by_rid(self, cur: Any, select: str, rids: Sequence[int]) -> dict[int, set[str]]:
+        out: dict[int, set[str]] = {}
+        for chunk in _chunks(list(rids)):
+            cur.execute(self.d.sql(f"{select} ({', '.join('?' * len(chunk))})"), chunk)
+            for rid, patient in cur.fetchall():
+                out.setdefault(int(rid), set()).add(patient)
+        return out
 
     def source(self, cur: Any, rid: int, version: int) -> tuple[str | None, str | None] | None:
         cur.execute(
@@ -90,47 +116,64 @@ class AccessTables:
         resolve: derive.Resolver,
     ) -> None:
         """Record one saved version (resource None: a deletion)."""
+        self.record_many(cur, [Saved(rid, stored, resource, patients, source_org)], source_agent, resolve)
+
+    def record_many(self, cur: Any, saved: Sequence[Saved], source_agent: str, resolve: derive.Resolver) -> None:
+        """Record saved versions of distinct resources, each table filled with one statement."""
+        versions, members, labels_, rels, facts = [], [], [], [], []
+        stale_rels, stale_consents = [], []
+        for s in saved:
+            stored, rid, resource = s.stored, s.rid, s.resource
+            versions.append((rid, stored.version, s.source_org, source_agent))
+            members += [(rid, p) for p in sorted(s.patients)]
+            src = f"{stored.type}/{stored.id}"
+            if stored.version > 1 and stored.type in derive.RELATIONSHIP_TYPES:  # a first version replaces nothing
+                stale_rels.append((src,))
+            if stored.version > 1 and stored.type in derive.CONSENT_TYPES:
+                stale_consents.append((src,))
+            if resource is None:
+                continue
+            labels_ += [(rid, stored.version, c, s.source_org) for c in sorted(labels.categories(resource))]
+            rels += [
+                (src, r.patient, r.party, r.kind, r.start, r.end)
+                for r in derive.relationships(resource, stored.last_updated, resolve)
+            ]
+            facts += [(src, f.patient, f.kind, f.party, f.start, f.end) for f in derive.consents(resource)]
         sql = self.d.sql
-        cur.execute(
-            sql("INSERT INTO access_version (rid, version, source_org, source_agent) VALUES (?, ?, ?, ?)"),
-            (rid, stored.version, source_org, source_agent),
-        )
-        if patients:
-            cur.executemany(
-                sql("INSERT INTO access_member (rid, patient) VALUES (?, ?) ON CONFLICT DO NOTHING"),
-                [(rid, p) for p in sorted(patients)],
-            )
-        src = f"{stored.type}/{stored.id}"
-        rtype = stored.type
-        if stored.version > 1 and rtype in derive.RELATIONSHIP_TYPES:  # a first version replaces nothing
-            cur.execute(sql("DELETE FROM access_relationship WHERE src = ?"), (src,))
-        if stored.version > 1 and rtype in derive.CONSENT_TYPES:
-            cur.execute(sql("DELETE FROM access_consent WHERE src = ?"), (src,))
-        if resource is None:
-            return
-        found = labels.categories(resource)
-        if found:
-            cur.executemany(
-                sql("INSERT INTO access_label (rid, version, category, source_org) VALUES (?, ?, ?, ?)"),
-                [(rid, stored.version, c, source_org) for c in sorted(found)],
-            )
-        rels = derive.relationships(resource, stored.last_updated, resolve)
-        if rels:
-            cur.executemany(
-                sql(
-                    "INSERT INTO access_relationship (src, patient, party, kind, start_at, end_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)"
-                ),
-                [(src, r.patient, r.party, r.kind, r.start, r.end) for r in rels],
-            )
-        facts = derive.consents(resource)
-        if facts:
-            cur.executemany(
-                sql(
-                    "INSERT INTO access_consent (src, patient, kind, party, start_at, end_at) VALUES (?, ?, ?, ?, ?, ?)"
-                ),
-                [(src, f.patient, f.kind, f.party, f.start, f.end) for f in facts],
-            )
+        statements = [
+            ("INSERT INTO access_version (rid, version, source_org, source_agent) VALUES (?, ?, ?, ?)", versions),
+            ("INSERT INTO access_member (rid, patient) VALUES (?, ?) ON CONFLICT DO NOTHING", members),
+            ("DELETE FROM access_relationship WHERE src = ?", stale_rels),
+            ("DELETE FROM access_consent WHERE src = ?", stale_consents),
+            ("INSERT INTO access_label (rid, version, category, source_org) VALUES (?, ?, ?, ?)", labels_),
+            (
+                "INSERT INTO access_relationship (src, patient, party, kind, start_at, end_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rels,
+            ),
+            (
+                "INSERT INTO access_consent (src, patient, kind, party, start_at, end_at) VALUES (?, ?, ?, ?, ?, ?)",
+                facts,
+            ),
+        ]
+        for statement, rows in statements:
+            if rows:
+                cur.executemany(sql(statement), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """One saved version as the access tables record it: its patients (compartments) and source organisation."""
+
+    rid: int
+    stored: Any
+    resource: dict[str, Any] | None
+    patients: set[str]
+    source_org: str | None
+
+
+def _chunks(values: list[Any], size: int = 500) -> list[list[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def source_org_of(resource: dict[str, Any] | None) -> str | None:

@@ -1,6 +1,6 @@
 """The audit recorder: a repository write hook for writes, a queue and one sealing thread for everything else.
 
-Writes stage their AuditEvent inside the write transaction (`on_write`), so data and audit commit together.
+Writes stage their AuditEvent inside the write transaction (`on_write_many`), so data and audit commit together.
 Reads, searches and refusals are queued; the sealing thread builds their events (resolving the patients of the
 resources shown), stages them and seals the chain in one transaction per batch (a group commit). With
 `sync_reads` the request waits until its event is committed: nothing is shown without a durable record.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,25 +57,46 @@ class AuditTrail:
         self._thread.start()
 
     # --- writes: inside the transaction -------------------------------------------------------------------
+    @property
+    def write_hook(self) -> WriteAudit:
+        """The repository write hook: one event per write, or per patient and action for a batch."""
+        return WriteAudit(self)
+
     def on_write(self, txn: Any, stored: StoredResource, resource: dict[str, Any] | None) -> None:
+        self.on_write_many(txn, [(stored, resource)])
+
+    def on_write_many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
+        """Stage the AuditEvents of saved versions: versions that touch the same patients with the same action
+        share one event listing them all, so a bulk load is fully audited without an event per resource, and
+        each patient's events name only that patient's resources."""
         ctx = self.context()
         actor = ctx.actor if ctx is not None else self.internal_actor
         cur = txn.cur
-        record = AuditRecord(
-            actor=actor,
-            request_id=ctx.request_id if ctx is not None else "internal",
-            kind=WRITE_KINDS.get(stored.method, "update"),
-            action="C" if stored.version == 1 and stored.method != "DELETE" else WRITE_ACTIONS[stored.method],
-            outcome="0",
-            recorded=txn.now,
-            entities=[f"{stored.type}/{stored.id}/_history/{stored.version}"],
-            patients=self._patients(cur, [(stored.type, stored.id)]),
-        )
-        if self.enrich is not None:
-            self.enrich(cur, record)  # e.g. the break-glass reason that justified this write
-        self.log.stage_in(cur, [build(record)])
+        patients = self._patients_of(cur, [(s.type, s.id) for s, _ in written])
+        groups: dict[tuple[str, str, frozenset[str]], list[str]] = {}
+        for stored, _ in written:
+            kind = WRITE_KINDS.get(stored.method, "update")
+            action = "C" if stored.version == 1 and stored.method != "DELETE" else WRITE_ACTIONS[stored.method]
+            key = (kind, action, frozenset(patients.get((stored.type, stored.id), ())))
+            groups.setdefault(key, []).append(f"{stored.type}/{stored.id}/_history/{stored.version}")
+        events = []
+        for (kind, action, who), entities in groups.items():
+            record = AuditRecord(
+                actor=actor,
+                request_id=ctx.request_id if ctx is not None else "internal",
+                kind=kind,
+                action=action,
+                outcome="0",
+                recorded=txn.now,
+                entities=entities,
+                patients=set(who),
+            )
+            if self.enrich is not None:
+                self.enrich(cur, record)  # e.g. the break-glass reason that justified this write
+            events.append(build(record))
+        self.log.stage_in(cur, events)
         if ctx is not None:
-            ctx.writes.append(stored)
+            ctx.writes.extend(stored for stored, _ in written)
         self._dirty = True
 
     # --- everything else: queued -----------------------------------------------------------------------------
@@ -162,11 +183,15 @@ class AuditTrail:
         return record
 
     def _patients(self, cur: Any, keys: Iterable[tuple[str, str]]) -> set[str]:
+        return set().union(*self._patients_of(cur, keys).values())
+
+    def _patients_of(self, cur: Any, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+        """The patients of each resource: its Patient compartments now and every one it was ever in."""
         by_type: dict[str, list[str]] = {}
-        out: set[str] = set()
+        out: dict[tuple[str, str], set[str]] = {}
         for type, id in keys:
             if type == "Patient":
-                out.add(id)
+                out[(type, id)] = {id}
             else:
                 by_type.setdefault(type, []).append(id)
         d = self.store.dialect
@@ -176,15 +201,29 @@ class AuditTrail:
                 marks = ", ".join("?" * len(chunk))
                 cur.execute(
                     d.sql(
-                        "SELECT c.comp_id FROM resources r JOIN compartment c ON c.rid = r.rid "
+                        "SELECT r.id, c.comp_id FROM resources r JOIN compartment c ON c.rid = r.rid "
                         f"WHERE r.type = ? AND r.id IN ({marks}) AND c.comp_type = 'Patient' "
-                        "UNION SELECT m.patient FROM resources r JOIN access_member m ON m.rid = r.rid "
+                        "UNION SELECT r.id, m.patient FROM resources r JOIN access_member m ON m.rid = r.rid "
                         f"WHERE r.type = ? AND r.id IN ({marks})"
                     ),
                     [type, *chunk, type, *chunk],
                 )
-                out.update(row[0] for row in cur.fetchall())
+                for id, patient in cur.fetchall():
+                    out.setdefault((type, id), set()).add(patient)
         return out
+
+
+class WriteAudit:
+    """The trail as a repository write hook (`many` for batches)."""
+
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
+
+    def __call__(self, txn: Any, stored: StoredResource, resource: dict[str, Any] | None) -> None:
+        self.trail.on_write_many(txn, [(stored, resource)])
+
+    def many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
+        self.trail.on_write_many(txn, written)
 
 
 def _bundle_refs(body: bytes) -> list[str]:

@@ -170,22 +170,25 @@ def _bind_repository(security: Security, repo: Any) -> None:
     restricted._store.match_restrict = lambda type: restricted.restrict(type, "r")
     hook = AccessWriteHook(security.policy, access_tables.AccessTables(security.store.dialect), current)
     repo.write_hooks[:0] = [hook]
-    repo.write_hooks.append(security.trail.on_write)
-    run_hooks = repo.run_hooks
+    repo.write_hooks.append(security.trail.write_hook)
+    run_hooks, run_hooks_many = repo.run_hooks, repo.run_hooks_many
 
-    def run_hooks_once(txn: Any, stored: Any, resource: Any) -> None:
-        if _IN_HOOKS.get():
-            ctx = current()
-            with request_context(INTERNAL, ctx.request_id if ctx else None):
-                run_hooks(txn, stored, resource)
-            return
-        token = _IN_HOOKS.set(True)
-        try:
-            run_hooks(txn, stored, resource)
-        finally:
-            _IN_HOOKS.reset(token)
+    def once(run: Any) -> Any:
+        def run_once(*args: Any) -> None:
+            if _IN_HOOKS.get():
+                ctx = current()
+                with request_context(INTERNAL, ctx.request_id if ctx else None):
+                    run(*args)
+                return
+            token = _IN_HOOKS.set(True)
+            try:
+                run(*args)
+            finally:
+                _IN_HOOKS.reset(token)
 
-    repo.run_hooks = run_hooks_once
+        return run_once
+
+    repo.run_hooks, repo.run_hooks_many = once(run_hooks), once(run_hooks_many)
 
 
 _IN_HOOKS: ContextVar[bool] = ContextVar("sharedcare_in_write_hooks", default=False)

@@ -174,7 +174,7 @@ class Loader:
         stats = ImportStats(sources=list(sources))
         started = time.perf_counter()
         self.progress.begin(sum(s.size for s in sources), len(sources))
-        pipeline = _Pipeline(self.preparer, self.prepare_config, self.options.workers)
+        pipeline = _Pipeline(self.preparer, self.prepare_config, self.options.workers, self.options.batch_size)
         self._initial, self._latest = {}, {}
         try:
             with bulk_sql.background_checkpoints(self.store):
@@ -189,6 +189,7 @@ class Loader:
 
     def _run(self, sources: Sequence[Source], pipeline: _Pipeline, stats: ImportStats) -> None:
         pending: list[Pending] = []
+        ndjson: list[tuple[Source, Progress]] = []
         for source in sources:
             self.progress.file(source)
             fp = source.fingerprint
@@ -200,13 +201,19 @@ class Loader:
             stats.files += 1
             stats.files_resumed += before.lines_done > 0
             self._initial[fp] = self._latest[fp] = before
-            if source.kind == "ndjson":
-                self._load_ndjson(source, before, pipeline)
-            elif source.kind == "transaction":
+            if source.kind == "ndjson":  # discovery orders these first: they stream through one pipeline
+                ndjson.append((source, before))
+                continue
+            if ndjson:
+                self._load_ndjson(ndjson, pipeline)
+                ndjson = []
+            if source.kind == "transaction":
                 pending = self._queue_transaction(source, before, pending)
             else:
                 self._flush()
                 self._latest[fp] = self._load(source, before)
+        if ndjson:
+            self._load_ndjson(ndjson, pipeline)
         self._flush()
         self._flush_transactions(pending)
 
@@ -233,20 +240,12 @@ class Loader:
             return reject(WHOLE_FILE, [Issue("error", "structure", f"The file is not readable JSON: {exc}")])
 
     # --- NDJSON -----------------------------------------------------------------------------------------------
-    def _load_ndjson(self, source: Source, before: Progress, pipeline: _Pipeline) -> None:
-        """Queue the file's batches; small files share a store transaction, a file's last batch marks it done."""
-        with LineReader(source) as reader:
-            position, queued = 0, False
-            batches = _chunks(reader.lines(before.lines_done), self.options.batch_size)
-            for batch, last in _with_last(pipeline.map(source.fingerprint, batches)):
-                self._enqueue(source.fingerprint, batch, last)
-                queued = True
-                new_position = reader.position()
-                self.progress.advance(new_position - position, 0)
-                position = new_position
-            if not queued:  # every line was committed before: only the mark is missing
-                self._enqueue(source.fingerprint, PreparedBatch.empty(before.lines_done), True)
-            self.progress.advance(source.size - position, 0)
+    def _load_ndjson(self, files: list[tuple[Source, Progress]], pipeline: _Pipeline) -> None:
+        """Queue the files' batches through one pipeline, so workers prepare the next file while this one commits;
+        small files share a store transaction, and a file's last batch marks it done."""
+        for job, batch in pipeline.map(_ndjson_jobs(files, self.options.batch_size)):
+            self._enqueue(job.source.fingerprint, batch, job.last)
+            self.progress.advance(job.nbytes, 0)
 
     def _load_parsed(self, source: Source, before: Progress, resources: list[Any]) -> Progress:
         """Resources already parsed (a collection Bundle's entries, a single-resource file), numbered from 0."""
@@ -351,11 +350,12 @@ class Loader:
             counts.add(done, [])
 
     def _run_hooks(self, txn: SqlTxn, written: list[tuple[str, str, int, bytes]]) -> None:
-        """The repository's write hooks, as each API write runs them (they need the parsed resource)."""
+        """The repository's write hooks over the batch, with what each API write gives them (the parsed resource)."""
         if self.repo.write_hooks:
-            for rtype, rid, version, body in written:
-                stored = StoredResource(rtype, rid, version, txn.now, body, "PUT")
-                self.repo.run_hooks(txn, stored, orjson.loads(body))
+            self.repo.run_hooks_many(
+                txn,
+                [(StoredResource(t, i, v, txn.now, body, "PUT"), orjson.loads(body)) for t, i, v, body in written],
+            )
 
     def _write_batch(self, txn: SqlTxn, items: list[Prepared], counts: _Counts) -> None:
         """Items with distinct keys: new ones inserted, changed ones given a new version, identical ones left."""
@@ -492,30 +492,68 @@ def _chunks(lines: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tupl
         yield batch
 
 
-class _Pipeline:
-    """Prepares batches in worker processes (or inline) and hands them back in order, a few batches ahead."""
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """Lines of one file to prepare; `last` marks the file's final batch, `nbytes` the file bytes it read."""
 
-    def __init__(self, preparer: Preparer, config: PrepareConfig, workers: int) -> None:
+    source: Source
+    lines: list[tuple[int, bytes]]
+    last: bool
+    nbytes: int
+    lines_done: int  # for a batch without lines: the checkpoint it confirms
+
+
+def _ndjson_jobs(files: list[tuple[Source, Progress]], size: int) -> Iterator[_Job]:
+    """Every file's uncommitted lines in batches, file after file (each file open only while it is read)."""
+    for source, before in files:
+        with LineReader(source) as reader:
+            position, queued = 0, False
+            for lines, last in _with_last(_chunks(reader.lines(before.lines_done), size)):
+                new_position = source.size if last else reader.position()
+                yield _Job(source, lines, last, new_position - position, lines[-1][0])
+                position, queued = new_position, True
+            if not queued:  # every line was committed before: only the mark is missing
+                yield _Job(source, [], True, source.size, before.lines_done)
+
+
+class _Pipeline:
+    """Prepares batches in worker processes (or inline) and hands them back in order, a few commits' worth of
+    lines ahead, so the workers stay busy while the writer commits (however small the files' batches are)."""
+
+    def __init__(self, preparer: Preparer, config: PrepareConfig, workers: int, batch_size: int) -> None:
         self.preparer = preparer
         self.pool: ProcessPoolExecutor | None = None
-        self.ahead = max(2, workers * 2)
+        self.ahead = batch_size * max(2, workers * 2)  # lines in flight
         if workers > 0:
             ctx = multiprocessing.get_context("spawn")  # safe in a threaded server, unlike fork
             self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(config,))
 
-    def map(self, source: str, batches: Iterator[list[tuple[int, bytes]]]) -> Iterator[PreparedBatch]:
+    def map(self, jobs: Iterator[_Job]) -> Iterator[tuple[_Job, PreparedBatch]]:
         if self.pool is None:
-            for lines in batches:
-                yield self.preparer.lines(source, lines)
+            for job in jobs:
+                yield job, self._inline(job)
             return
-        queue: collections.deque[Future[PreparedBatch]] = collections.deque()
+        queue: collections.deque[tuple[_Job, Future[PreparedBatch] | None]] = collections.deque()
         submit: Callable[..., Future[PreparedBatch]] = self.pool.submit
-        for lines in batches:
-            queue.append(submit(prepare_in_worker, source, lines))
-            if len(queue) >= self.ahead:
-                yield queue.popleft().result()
+        in_flight = 0
+        for job in jobs:
+            queue.append((job, submit(prepare_in_worker, job.source.fingerprint, job.lines) if job.lines else None))
+            in_flight += len(job.lines)
+            while queue and in_flight >= self.ahead:
+                in_flight -= len(queue[0][0].lines)
+                yield self._take(queue)
         while queue:
-            yield queue.popleft().result()
+            yield self._take(queue)
+
+    def _inline(self, job: _Job) -> PreparedBatch:
+        if not job.lines:
+            return PreparedBatch.empty(job.lines_done)
+        return self.preparer.lines(job.source.fingerprint, job.lines)
+
+    @staticmethod
+    def _take(queue: collections.deque[tuple[_Job, Future[PreparedBatch] | None]]) -> tuple[_Job, PreparedBatch]:
+        job, future = queue.popleft()
+        return job, PreparedBatch.empty(job.lines_done) if future is None else future.result()
 
     def close(self) -> None:
         if self.pool is not None:

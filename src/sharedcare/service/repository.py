@@ -32,7 +32,10 @@ WriteHook = Callable[[Txn, StoredResource, JSON | None], None]
 """Runs inside the write transaction after each version is saved (the resource is None for a deletion).
 
 A hook that raises aborts the whole transaction: this is where work that must commit with the data belongs
-(audit records, patient matching)."""
+(audit records, patient matching). A hook may also offer `many(txn, written)` for a batch of saved versions (bulk
+loads): the same effect as calling it on each in order, with set-based SQL instead of statements per resource."""
+
+Written = Sequence[tuple[StoredResource, JSON | None]]
 
 
 class ResourceValidator(Protocol):
@@ -269,6 +272,18 @@ class Repository:
     def run_hooks(self, txn: Txn, stored: StoredResource, resource: JSON | None) -> None:
         for hook in self.write_hooks:
             hook(txn, stored, resource)
+
+    def run_hooks_many(self, txn: Txn, written: Written) -> None:
+        """The write hooks over a batch of saved versions, hook by hook (each sees the whole batch at once)."""
+        if not written:
+            return
+        for hook in self.write_hooks:
+            many = getattr(hook, "many", None)
+            if many is not None:
+                many(txn, written)
+            else:
+                for stored, resource in written:
+                    hook(txn, stored, resource)
 
     def single_match(self, txn: Txn, type: str, criteria: Sequence[tuple[str, str]], what: str) -> str:
         txn.lock(f"conditional:{type}")
