@@ -75,3 +75,4 @@ class FhirResponse:
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     resource: JSON | None = None  # parsed form when the router built it; the API serialises if body is None
+    pending_audit: Any = None  # an audit record the edge must see committed (awaitable `confirmed()`) before sending

@@ -26,7 +26,10 @@ def test_concurrent_read_audits_share_commits(tmp_path: Path) -> None:
         def call(actor: Any, method: str, path: str, body: Any = None) -> int:
             req = FhirRequest(method, path.split("/"), [], orjson.dumps(body) if body else None,
                               {"content-type": "application/fhir+json"}, "http://t/fhir", body, actor)
-            return boundary.handle_http(req).status
+            resp = boundary.handle_http(req)
+            if resp.pending_audit is not None:  # as the HTTP edge does, before it sends anything
+                resp.pending_audit.wait()
+            return resp.status
 
         op = security.tokens.actor(operator_token(server))
         patient = {"resourceType": "Patient", "id": "p1", "generalPractitioner": [{"reference": "Organization/A1"}]}
@@ -61,5 +64,44 @@ def test_concurrent_read_audits_share_commits(tmp_path: Path) -> None:
         assert commits < events * 0.75, (commits, events)  # shared: far fewer transactions than events
         with server.store.reading() as cur:
             assert server.security.audit.verify(cur).ok
+    finally:
+        server.close()
+
+
+def test_a_read_is_not_sent_before_its_audit_record_is_committed(tmp_path: Path) -> None:
+    """The HTTP edge awaits the read's audit record (without holding a thread): while the trail cannot commit,
+    the response is held back; once it commits, the response goes out."""
+    from starlette.testclient import TestClient
+
+    server = build(secure_settings(f"sqlite:///{tmp_path / 'h.db'}", audit_sync_reads=True))
+    try:
+        security = server.security
+        assert security is not None
+        trail = security.trail
+        with TestClient(server.asgi) as http:
+            headers = {"Authorization": f"Bearer {operator_token(server)}"}
+            patient = {"resourceType": "Patient", "id": "p1"}
+            assert http.put("/fhir/Patient/p1", json=patient, headers=headers).is_success
+            trail.flush()
+            release = threading.Event()
+            write_now = trail._write_now
+
+            def held(jobs: list[Any]) -> None:
+                release.wait(30)
+                write_now(jobs)
+
+            trail._write_now = held  # type: ignore[method-assign]
+            statuses: list[int] = []
+
+            def read() -> None:
+                statuses.append(http.get("/fhir/Patient/p1", headers=headers).status_code)
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            reader.join(0.5)
+            assert reader.is_alive() and not statuses  # held back: its audit record is not committed yet
+            release.set()
+            reader.join(30)
+            assert statuses == [200]
     finally:
         server.close()

@@ -38,7 +38,9 @@ def build_asgi(
     async def fhir(request: Request) -> Response:
         try:
             req = await to_fhir_request(request, max_body_bytes, max_json_depth)
-            resp = await run_in_threadpool(route, req)
+            resp = route(req) if _is_read(req) else await run_in_threadpool(route, req)
+            if resp.pending_audit is not None:  # nothing is shown before its audit record is committed
+                await resp.pending_audit.confirmed()
         except FhirError as err:
             resp = FhirResponse(err.status, outcome_bytes(err.issues))
         except Exception:  # the edge: anything unexpected is still an OperationOutcome, and is logged
@@ -56,6 +58,18 @@ def build_asgi(
         Route("/fhir/{rest:path}", fhir, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     return Starlette(routes=routes, middleware=list(middleware), lifespan=lifespan)
+
+
+def _is_read(req: FhirRequest) -> bool:
+    """A read or vread by id: a primary-key lookup, cheaper to run on the event loop than to hand to a thread
+    (the handoff costs more than the read). Anything that can scan (search, history, operations) goes to a thread."""
+    n = len(req.path)
+    return (
+        req.method in ("GET", "HEAD")
+        and (n == 2 or (n == 4 and req.path[2] == "_history"))
+        and not req.path[1].startswith(("$", "_"))
+        and not req.path[0].startswith(("$", "_"))
+    )
 
 
 async def to_fhir_request(request: Request, max_body: int, max_depth: int) -> FhirRequest:

@@ -8,6 +8,8 @@ resources shown), stages them and seals the chain in one transaction per batch (
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -31,9 +33,34 @@ class AuditUnavailable(RuntimeError):
 
 @dataclass
 class _Job:
+    """One queued record; a thread waits on `done`, an event loop awaits `confirmed()`."""
+
+    trail: AuditTrail | None
     record: AuditRecord | None
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+
+    def wait(self) -> None:
+        """Return once the record is committed (a thread's wait)."""
+        AuditTrail._wait(self)
+
+    async def confirmed(self) -> None:
+        """Return once the record is committed (without holding a thread while the group commit runs)."""
+        assert self.trail is not None
+        future: asyncio.Future[None] | None = None
+        with self.trail._cond:
+            if not self.done.is_set():
+                loop = asyncio.get_running_loop()
+                future = loop.create_future()
+                self.waiters.append((loop, future))
+        if future is not None:
+            try:
+                await asyncio.wait_for(future, timeout=60)
+            except TimeoutError:
+                raise AuditUnavailable("The audit trail did not confirm the record in time") from None
+        if self.error is not None:
+            raise AuditUnavailable("The audit trail could not be written") from self.error
 
 
 class AuditTrail:
@@ -100,16 +127,19 @@ class AuditTrail:
         self._dirty = True
 
     # --- everything else: queued -----------------------------------------------------------------------------
-    def record(self, record: AuditRecord, *, wait: bool | None = None) -> None:
-        job = _Job(record)
+    def record(self, record: AuditRecord, *, wait: bool | None = None) -> _Job:
+        """Queue a record for the next group commit; with `wait`, return once it is committed (otherwise the
+        caller may await the returned job's `confirmed()`)."""
+        job = _Job(self, record)
         with self._cond:
             if self._closed:
                 self._write_now([job])
-                return
+                return job
             self._jobs.append(job)
             self._cond.notify()
         if self.sync_reads if wait is None else wait:
             self._wait(job)
+        return job
 
     def seal_soon(self) -> None:
         with self._cond:
@@ -118,7 +148,7 @@ class AuditTrail:
 
     def flush(self) -> None:
         """Return once everything recorded so far is sealed into the chain."""
-        job = _Job(None)
+        job = _Job(self, None)
         with self._cond:
             if self._closed:
                 self._write_now([job])
@@ -167,8 +197,15 @@ class AuditTrail:
             log.exception("audit trail write failed")
             for j in jobs:
                 j.error = exc
-        for j in jobs:
-            j.done.set()
+        woken: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        with self._cond:
+            for j in jobs:
+                j.done.set()
+                for loop, future in j.waiters:
+                    woken.setdefault(loop, []).append(future)
+        for loop, futures in woken.items():  # one wake-up per event loop for the whole group
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting there any more
+                loop.call_soon_threadsafe(_resolve, futures)
 
     def _resolve(self, cur: Any, record: AuditRecord) -> AuditRecord:
         """Add the resources a response Bundle showed, the patients of every resource involved, and (through
@@ -224,6 +261,12 @@ class WriteAudit:
 
     def many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
         self.trail.on_write_many(txn, written)
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 def _bundle_refs(body: bytes) -> list[str]:

@@ -89,7 +89,7 @@ class Boundary:
             if req.path == ["metadata"]:
                 return self.route(req)  # the CapabilityStatement is public: it tells clients how to log in
             raise Unauthorized("Authentication is required")
-        return self._handle(req, req.actor)
+        return self._handle(req, req.actor, defer_audit=True)
 
     def handle(self, req: FhirRequest) -> FhirResponse:
         """An in-process request (CLI, tests): the caller's actor, or the server itself."""
@@ -113,7 +113,9 @@ class Boundary:
         return cache[key]
 
     # --- one request ----------------------------------------------------------------------------------------
-    def _handle(self, req: FhirRequest, actor: Actor) -> FhirResponse:
+    def _handle(self, req: FhirRequest, actor: Actor, *, defer_audit: bool = False) -> FhirResponse:
+        """With `defer_audit`, a success's audit record is left for the edge to await (`pending_audit`) instead of
+        holding this thread until the group commit; the edge still sends nothing before it is committed."""
         parent = current()
         request_id = parent.request_id if parent else _request_id(req)
         with request_context(actor, request_id) as ctx:
@@ -127,7 +129,7 @@ class Boundary:
             except Exception:
                 self._audit(ctx, req, it, OUTCOME_SERIOUS, "Internal server error")
                 raise
-            self._audit(ctx, req, it, OUTCOME_SUCCESS, None, resp)
+            resp.pending_audit = self._audit(ctx, req, it, OUTCOME_SUCCESS, None, resp, defer=defer_audit)
         return resp
 
     def _dispatch(self, req: FhirRequest, ctx: RequestContext, it: Interaction) -> FhirResponse:
@@ -376,16 +378,21 @@ class Boundary:
         outcome: str,
         desc: str | None,
         resp: FhirResponse | None = None,
-    ) -> None:
+        *,
+        defer: bool = False,
+    ) -> Any:
+        """Record the request; returns the pending record when `defer` leaves the wait to the caller."""
         if it.kind == "capabilities" or ctx.audited:
-            return
+            return None
         if outcome == OUTCOME_SUCCESS and ctx.writes:
             self.trail.seal_soon()  # the events were staged inside the write transaction
-            return
+            return None
         record = self._record(ctx, req, it, outcome, desc)
         if resp is not None and resp.body and _shows_bundle(it, resp.body):
             record.response = resp.body
-        self.trail.record(record)
+        wait = self.trail.sync_reads
+        job = self.trail.record(record, wait=wait and not defer)
+        return job if wait and defer else None
 
     def _record(
         self, ctx: RequestContext, req: FhirRequest, it: Interaction, outcome: str, desc: str | None
