@@ -26,7 +26,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sharedcare.matching.blocking import blocking_keys  # noqa: E402
+from sharedcare.matching.blocking import BLOCK_CAP, blocking_keys  # noqa: E402
 from sharedcare.matching.compare import FIELDS, LEVELS, compare  # noqa: E402
 from sharedcare.matching.em import (  # noqa: E402
     NHS,
@@ -39,7 +39,7 @@ from sharedcare.matching.em import (  # noqa: E402
     nhs_levels,
 )
 from sharedcare.matching.features import MatchRecord, extract  # noqa: E402
-from sharedcare.matching.relink import MAX_BLOCK, candidate_pairs  # noqa: E402
+from sharedcare.matching.relink import candidate_pairs  # noqa: E402
 
 # EM sessions: blocking-key prefix -> the fields that rule makes agree (masked in that session)
 SESSIONS = {"d": frozenset({"dob"}), "s": frozenset({"given", "family"})}
@@ -69,7 +69,7 @@ def rule_pairs(records: list[MatchRecord], prefix: str) -> list[int]:
                 blocks.setdefault(key, []).append(i)
     n, pairs = len(records), set()
     for members in blocks.values():
-        if 2 <= len(members) <= MAX_BLOCK:
+        if 2 <= len(members) <= BLOCK_CAP:
             pairs.update(i * n + j for x, i in enumerate(members) for j in members[x + 1 :])
     return sorted(pairs)
 

@@ -5,11 +5,19 @@ missing NHS number) still leaves another key that brings the true match in: NHS 
 and month in sorted order (catches transpositions); surname sound + first-name sound + birth year (a name alone
 is too common to block on); postcode + first initial + birth year (catches a changed surname with a mistyped
 birth day); phone number + first initial (a phone is shared by a household, a care home, a switchboard).
+
+A key held by more than BLOCK_CAP records is too common to pair on (a care home's postcode and phone, a practice
+number keyed onto many records, a default date of birth): it stops being used to find candidates, both when one
+record arrives and in a batch re-link, so one over-common value cannot make matching slow; the record's other keys
+still bring its true matches in. The natural blocks of a 50,000-person region stay far below the cap (largest 55
+records sharing a date of birth in sorted order, the others at most 21).
 """
 
 from __future__ import annotations
 
 from sharedcare.matching.features import MatchRecord, phonetic
+
+BLOCK_CAP = 100
 
 
 def blocking_keys(r: MatchRecord) -> list[str]:

@@ -14,11 +14,11 @@ def mpi() -> None:
 
 def _matcher(db: str | None):  # type: ignore[no-untyped-def]
     from sharedcare.app import build
-    from sharedcare.matching.service import MatchService
+    from sharedcare.matching.service import MatchHook
 
     server = build(Settings.from_env(db=db))
-    hook = next(h for h in server.repo.write_hooks if isinstance(getattr(h, "__self__", None), MatchService))
-    return server, hook.__self__
+    hook = next(h for h in server.repo.write_hooks if isinstance(h, MatchHook))
+    return server, hook.service
 
 
 @mpi.command()

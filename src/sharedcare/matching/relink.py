@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sharedcare.fhir.resource import new_id
-from sharedcare.matching.blocking import blocking_keys
+from sharedcare.matching.blocking import BLOCK_CAP, blocking_keys
 from sharedcare.matching.cluster import Clustering, Edge, cluster
 from sharedcare.matching.features import MatchRecord, extract
 from sharedcare.matching.resources import person_resource
@@ -25,8 +25,6 @@ from sharedcare.matching.weights import Weights
 
 if TYPE_CHECKING:
     from sharedcare.matching.service import MatchService
-
-MAX_BLOCK = 200  # a blocking key shared by more records than this is too common to pair on; other keys remain
 
 
 @dataclass
@@ -40,7 +38,7 @@ class RelinkReport:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def candidate_pairs(records: Sequence[MatchRecord], max_block: int = MAX_BLOCK) -> set[int]:
+def candidate_pairs(records: Sequence[MatchRecord], max_block: int = BLOCK_CAP) -> set[int]:
     """Pairs (encoded i * n + j, i < j) of records that share a blocking key."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(records):

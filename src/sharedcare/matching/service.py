@@ -1,9 +1,13 @@
 """The MPI on the store: every source Patient is matched inside its own write transaction.
 
-`MatchService.hook` is a Repository write hook, so a Patient arriving through the API, a transaction Bundle or a
-bulk import that saves through the repository is linked to a Person before its write commits: the record and its
-link are never seen apart. Matching writers serialise on one lock ("mpi") so two records of the same person
+`MatchService.hook` (a `MatchHook`) is a Repository write hook, so a Patient arriving through the API, a transaction
+Bundle or a bulk import that saves through the repository is linked to a Person before its write commits: the record
+and its link are never seen apart. Matching writers serialise on one lock ("mpi") so two records of the same person
 arriving at once cannot both found a Person.
+
+Matching one record is on the path of every Patient write, so it reads what it needs once: one query for the
+candidates' keys, one for the candidates with everyone already grouped with them (decoded once), and the Person it
+writes is built from those rows rather than read back.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sharedcare.fhir.resource import new_id
-from sharedcare.matching.blocking import blocking_keys
+from sharedcare.matching.blocking import BLOCK_CAP, blocking_keys
 from sharedcare.matching.cluster import ASSURANCE_RANK, founder_assurance, group_conflict, link_assurance
 from sharedcare.matching.compare import describe
 from sharedcare.matching.duplicates import FACT_TYPES, fingerprint
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
     from sharedcare.store.base import Txn
 
 MAX_REVIEWS_PER_RECORD = 3
+CANDIDATE_LIMIT = 100  # most candidates compared for one record (those sharing most blocking keys first)
 
 
 @dataclass
@@ -46,28 +51,67 @@ class Plan:
     person_id: str | None
     assurance: str
     reviews: list[Candidate] = field(default_factory=list)
+    members: list[tuple[MatchRecord, str]] = field(default_factory=list)  # the target Person's other records
 
 
 def stronger(a: str, b: str) -> str:
     return a if ASSURANCE_RANK[a] >= ASSURANCE_RANK[b] else b
 
 
-class MatchService:
-    def __init__(self, repo: Any, mpi: Any, weights: Weights, *, candidate_limit: int = 300) -> None:
-        self.repo, self.mpi, self.weights, self.candidate_limit = repo, mpi, weights, candidate_limit
+class MatchHook:
+    """The MPI's repository write hook: a Patient is matched, a clinical fact fingerprinted.
 
-    # --- the write hook ----------------------------------------------------------------------------
-    def hook(self, txn: Txn, stored: StoredResource, resource: JSON | None) -> None:
+    Called once per saved version; `many` takes a bulk load's batch: fingerprints in one statement per batch, then
+    each Patient matched in order, one by one, exactly as single writes would have been."""
+
+    def __init__(self, service: MatchService) -> None:
+        self.service = service
+
+    def __call__(self, txn: Txn, stored: StoredResource, resource: JSON | None) -> None:
         if stored.type == "Patient":
-            self.patient_written(txn, stored.id, resource)
+            self.service.patient_written(txn, stored.id, resource, first=stored.version == 1)
         elif stored.type in FACT_TYPES:
             fp = fingerprint(resource) if resource else None
-            self.mpi.within(txn).put_fact(stored.type, stored.id, fp, replace=stored.version > 1)
+            self.service.mpi.within(txn).put_fact(stored.type, stored.id, fp, replace=stored.version > 1)
 
-    def patient_written(self, txn: Txn, patient_id: str, resource: JSON | None) -> None:
+    def many(self, txn: Txn, written: Sequence[tuple[StoredResource, JSON | None]]) -> None:
+        last: dict[tuple[str, str], str | None] = {}  # a resource saved twice in a batch keeps its last print
+        stale: dict[tuple[str, str], None] = {}
+        for stored, resource in written:
+            if stored.type in FACT_TYPES:
+                key = (stored.type, stored.id)
+                last[key] = fingerprint(resource) if resource else None
+                if stored.version > 1:
+                    stale[key] = None
+        if last:
+            rows = [(t, i, fp) for (t, i), fp in last.items() if fp]
+            self.service.mpi.within(txn).put_facts_many(list(stale), rows)
+        for stored, resource in written:
+            if stored.type == "Patient":
+                self.service.patient_written(txn, stored.id, resource, first=stored.version == 1)
+
+
+class MatchService:
+    def __init__(
+        self,
+        repo: Any,
+        mpi: Any,
+        weights: Weights,
+        *,
+        candidate_limit: int = CANDIDATE_LIMIT,
+        block_cap: int = BLOCK_CAP,
+    ) -> None:
+        self.repo, self.mpi, self.weights = repo, mpi, weights
+        self.candidate_limit, self.block_cap = candidate_limit, block_cap
+        self.hook = MatchHook(self)
+
+    # --- a Patient written ---------------------------------------------------------------------------
+    def patient_written(self, txn: Txn, patient_id: str, resource: JSON | None, *, first: bool = False) -> None:
+        """Match a saved Patient version (None: deleted). `first`: it is the Patient's first version, so the MPI
+        holds nothing about it yet (no record, rules or reviews: those all name a Patient stored before)."""
         txn.lock("mpi")
         sql = self.mpi.within(txn)
-        existing = sql.record(patient_id)
+        existing = None if first else sql.record(patient_id)
         if resource is None:
             if existing:
                 sql.delete_record(patient_id)
@@ -78,15 +122,24 @@ class MatchService:
         features = record.to_json().decode()
         if existing and existing[3] == features:
             return  # nothing matching compares has changed: keep the link as it is
-        sql.replace_blocks(patient_id, blocking_keys(record))
-        plan = self.plan(sql, record)
+        keys = blocking_keys(record)
+        sql.replace_blocks(patient_id, keys, new=existing is None)
+        plan = self.plan(sql, record, keys, with_rules=not first)
         old_person = existing[1] if existing else None
-        person_id = plan.person_id or self._own_person(sql, patient_id, old_person)
+        if plan.person_id is not None:
+            person_id, members = plan.person_id, [*plan.members, (record, plan.assurance)]
+        else:
+            person_id, members = self._own_person(sql, patient_id, old_person), [(record, plan.assurance)]
         sql.put_record(patient_id, person_id, plan.assurance, features)
-        self.write_person(txn, sql, person_id)
+        resource_ = person_resource(person_id, members)
+        if person_id == old_person or plan.person_id is not None:
+            self.save_if_changed(txn, "Person", person_id, resource_)
+        else:  # a Person founded now, under a fresh id: nothing to read back or compare with
+            self.repo.save_in(txn, "Person", person_id, resource_, 1, "POST")
         if old_person and old_person != person_id:
             self.write_person(txn, sql, old_person)
-        self.sync_reviews(txn, sql, patient_id, plan.reviews)
+        if existing or plan.reviews:  # a record matched for the first time has no reviews open yet
+            self.sync_reviews(txn, sql, patient_id, plan.reviews)
 
     @staticmethod
     def _own_person(sql: Any, patient_id: str, old_person: str | None) -> str:
@@ -96,27 +149,36 @@ class MatchService:
         return new_id()
 
     # --- matching one record -------------------------------------------------------------------------
-    def candidates(self, sql: Any, record: MatchRecord) -> list[Candidate]:
-        ids = sql.candidates(blocking_keys(record), record.patient_id, self.candidate_limit)
+    def candidates(
+        self, sql: Any, record: MatchRecord, keys: Sequence[str] | None = None
+    ) -> tuple[list[Candidate], dict[str, list[tuple[MatchRecord, str]]]]:
+        """The record's candidates, decided, and every record already in their Persons (with assurance)."""
+        keys = blocking_keys(record) if keys is None else keys
+        rows = sql.candidates(keys, record.patient_id, self.candidate_limit, self.block_cap)
+        groups: dict[str, list[tuple[MatchRecord, str]]] = defaultdict(list)
         out = []
-        for _, person_id, _, features in sql.records(ids):
+        for patient_id, person_id, assurance, features, shared in rows:
+            if patient_id == record.patient_id:
+                continue  # this record's own earlier version: it is being matched again
             other = MatchRecord.from_json(features)
-            out.append(Candidate(other, person_id, decide(record, other, self.weights)))
-        return out
+            groups[person_id].append((other, assurance))
+            if shared is not None:
+                out.append(Candidate(other, person_id, decide(record, other, self.weights)))
+        out.sort(key=lambda c: c.record.patient_id)
+        return out, groups
 
-    def plan(self, sql: Any, record: MatchRecord) -> Plan:
+    def plan(
+        self, sql: Any, record: MatchRecord, keys: Sequence[str] | None = None, *, with_rules: bool = True
+    ) -> Plan:
         """Decide the Person of an arriving record from its candidates, the groups they belong to and the rules
-        people have recorded."""
-        found = self.candidates(sql, record)
-        rules = sql.rules_for([record.patient_id])
+        people have recorded (`with_rules` False: none can name this record yet)."""
+        found, groups = self.candidates(sql, record, keys)
+        rules = sql.rules_for([record.patient_id]) if with_rules else []
         forced = {b if a == record.patient_id else a for a, b, rule in rules if rule == "link"}
         cannot = {tuple(sorted((a, b))) for a, b, rule in rules if rule == "nolink"}
         cannot_pairs = {(a, b) for a, b in cannot} | {(b, a) for a, b in cannot}
-        by_person: dict[str, list[Candidate]] = defaultdict(list)
-        for c in found:
-            by_person[c.person_id].append(c)
-        groups = self._groups(sql, list(by_person))
-        ok = {p for p in by_person if group_conflict(groups[p], [record], cannot_pairs) is None}
+        persons = list(dict.fromkeys(c.person_id for c in found))
+        ok = {p for p in persons if group_conflict([r for r, _ in groups[p]], [record], cannot_pairs) is None}
         forced_persons = [c.person_id for c in found if c.record.patient_id in forced and c.person_id in ok]
         linkable = sorted(
             (c for c in found if c.decision.outcome is Outcome.LINK and c.person_id in ok),
@@ -131,13 +193,7 @@ class MatchService:
         else:
             target, assurance = None, founder_assurance(record)
         reviews = self._reviews(found, target, ok, cannot_pairs, record)
-        return Plan(target, assurance, reviews)
-
-    def _groups(self, sql: Any, person_ids: list[str]) -> dict[str, list[MatchRecord]]:
-        groups: dict[str, list[MatchRecord]] = defaultdict(list)
-        for _, person_id, _, features in sql.members(person_ids):
-            groups[person_id].append(MatchRecord.from_json(features))
-        return groups
+        return Plan(target, assurance, reviews, groups[target] if target else [])
 
     @staticmethod
     def _reviews(
@@ -158,7 +214,7 @@ class MatchService:
 
     # --- writing Persons and review Tasks ------------------------------------------------------------
     def write_person(self, txn: Txn, sql: Any, person_id: str) -> bool:
-        """Write the Person from its current members; False when it was already up to date."""
+        """Write the Person from its current members (read from the index); False when it was already up to date."""
         members = [(MatchRecord.from_json(f), a) for _, _, a, f in sql.members([person_id])]
         return self.save_if_changed(txn, "Person", person_id, person_resource(person_id, members)) is not None
 
@@ -233,6 +289,6 @@ class MatchService:
         """Candidates for a Patient resource that is not (necessarily) stored, best first: `$match`."""
         record = extract(resource, str(resource.get("id") or ""))
         with self.mpi.reading() as sql:
-            found = self.candidates(sql, record)
+            found, _ = self.candidates(sql, record)
         found.sort(key=lambda c: (c.decision.outcome is not Outcome.LINK, -c.decision.weight))
         return found[:limit]

@@ -78,16 +78,29 @@ class MpiSql:
             self.cur.executemany(self.d.sql(sql), rows)
 
     # --- records and blocks ---------------------------------------------------------------------------
-    def candidates(self, keys: Sequence[str], exclude: str, limit: int) -> list[str]:
-        """Patient ids sharing a blocking key, those sharing most keys first."""
+    def candidates(self, keys: Sequence[str], exclude: str, limit: int, cap: int) -> list[tuple[Any, ...]]:
+        """The records sharing a blocking key with `keys` (at most `limit`, those sharing most keys first) and
+        everyone already grouped with them, in one statement: (patient_id, person_id, assurance, features,
+        shared) rows, `shared` (keys in common) None for a record that is only a group member.
+
+        A key held by more than `cap` records is too common to pair on and is skipped; each key's rows are read
+        at most cap + 1 at a time, so the cost stays bounded however many records share one value."""
         if not keys:
             return []
-        rows = self._all(
-            f"SELECT patient_id, COUNT(*) AS shared FROM mpi_block WHERE key IN ({_marks(len(keys))}) "
-            "AND patient_id <> ? GROUP BY patient_id ORDER BY shared DESC, patient_id LIMIT ?",
-            [*keys, exclude, limit],
+        arms = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT key, patient_id FROM mpi_block WHERE key = ? LIMIT ?) b{i}"
+            for i in range(len(keys))
         )
-        return [r[0] for r in rows]
+        return self._all(
+            f"WITH hits (key, patient_id) AS ({arms}), "
+            "usable AS (SELECT key FROM hits GROUP BY key HAVING COUNT(*) <= ?), "
+            "cand AS (SELECT patient_id, COUNT(*) AS shared FROM hits WHERE key IN (SELECT key FROM usable) "
+            "AND patient_id <> ? GROUP BY patient_id ORDER BY shared DESC, patient_id LIMIT ?) "
+            "SELECT r.patient_id, r.person_id, r.assurance, r.features, c.shared FROM mpi_record r "
+            "LEFT JOIN cand c ON c.patient_id = r.patient_id WHERE r.person_id IN "
+            "(SELECT m.person_id FROM mpi_record m JOIN cand k ON k.patient_id = m.patient_id)",
+            [*(x for k in keys for x in (k, cap + 1)), cap, exclude, limit],
+        )
 
     def records(self, patient_ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
         """(patient_id, person_id, assurance, features) rows."""
@@ -135,8 +148,10 @@ class MpiSql:
         self._exec("DELETE FROM mpi_record WHERE patient_id = ?", (patient_id,))
         self._exec("DELETE FROM mpi_block WHERE patient_id = ?", (patient_id,))
 
-    def replace_blocks(self, patient_id: str, keys: Iterable[str]) -> None:
-        self._exec("DELETE FROM mpi_block WHERE patient_id = ?", (patient_id,))
+    def replace_blocks(self, patient_id: str, keys: Iterable[str], *, new: bool = False) -> None:
+        """The record's blocking keys; `new` when it has none yet (its first match), so nothing to delete."""
+        if not new:
+            self._exec("DELETE FROM mpi_block WHERE patient_id = ?", (patient_id,))
         self._many("INSERT INTO mpi_block (key, patient_id) VALUES (?, ?)", [(k, patient_id) for k in keys])
 
     def replace_all(self, records: Sequence[tuple[str, str, str, str]], blocks: Sequence[tuple[str, str]]) -> None:
@@ -226,6 +241,11 @@ class MpiSql:
         if fp:
             self._exec("INSERT INTO mpi_fact (type, id, fp) VALUES (?, ?, ?)", (type, id, fp))
 
+    def put_facts_many(self, stale: Sequence[tuple[str, str]], rows: Sequence[tuple[str, str, str]]) -> None:
+        """A batch of fingerprints: (type, id) whose old print goes, then (type, id, fp) rows, one statement each."""
+        self._many("DELETE FROM mpi_fact WHERE type = ? AND id = ?", stale)
+        self._many("INSERT INTO mpi_fact (type, id, fp) VALUES (?, ?, ?)", rows)
+
     def put_facts(self, rows: Sequence[tuple[str, str, str]]) -> None:
         self._exec("DELETE FROM mpi_fact")
         self._many("INSERT INTO mpi_fact (type, id, fp) VALUES (?, ?, ?)", rows)
@@ -267,7 +287,11 @@ class MpiSql:
         return int(self._all(f"SELECT COUNT(*) {body.format(join='')}", args)[0][0])
 
     def everything_withheld(
-        self, patient_ids: Sequence[str], types: Sequence[str], since: str | None, restrict: Restrict,
+        self,
+        patient_ids: Sequence[str],
+        types: Sequence[str],
+        since: str | None,
+        restrict: Restrict,
         unlabelled: Restrict,
     ) -> bool:
         """Whether a resource of the record would be visible but for a sensitivity label (stops at the first)."""
