@@ -114,6 +114,18 @@ class BundleProcessor:
         return FhirResponse(200, bundle_bytes("transaction-response", out))
 
     def run_writes(self, txn: Txn, writes: list[Planned]) -> None:
+        """All the writes, their write hooks run once over the lot at the end (inside the same transaction)."""
+        try:
+            with self.repo.hooks_deferred(txn):
+                self._run_writes(txn, writes)
+        except FhirError as err:  # a hook refused one resource: say which entry it came from
+            refused = next((p for p in writes if err.resource_key and _key(p) == err.resource_key), None)
+            if refused is None:
+                raise
+            with located(refused):
+                raise
+
+    def _run_writes(self, txn: Txn, writes: list[Planned]) -> None:
         for p in writes:
             if p.method == "DELETE":
                 with located(p):
@@ -325,6 +337,13 @@ class BundleProcessor:
             headers["content-type"] = "application/json-patch+json"
         query_pairs = parse_qsl(query, keep_blank_values=True)
         return FhirRequest(method, path, query_pairs, None, headers, req.base_url, parsed)
+
+
+def _key(p: Planned) -> str | None:
+    """The "Type/id" an entry wrote."""
+    if p.result is not None:
+        return f"{p.result.stored.type}/{p.result.stored.id}"
+    return p.target
 
 
 class located:

@@ -29,6 +29,7 @@ from sharedcare.types import Issue
 class FhirError(Exception):
     status = 500
     issue_code = "exception"
+    resource_key: str | None = None  # "Type/id" of the resource refused, when raised for one of several writes
 
     def __init__(self, message: str, *, expression: str | None = None, issues: Sequence[Issue] = ()) -> None:
         super().__init__(message)

@@ -203,3 +203,33 @@ def test_history_hides_versions_that_were_sensitive(secure_server: Server, secur
     assert deleted.status_code == 204
     stranger = token(secure_server, role="clinician", org="ZZ999")
     assert secure_client.get(f"/fhir/Observation/{oid}/_history/1", headers=bearer(stranger)).status_code == 403
+
+
+def test_a_refused_transaction_entry_is_named_and_nothing_is_written(
+    secure_server: Server, secure_client: TestClient
+) -> None:
+    """Write hooks run once over a transaction's writes; a refusal still names its entry and undoes them all."""
+    pid, _ = _setup(secure_server, secure_client)
+    other, _ = _setup(secure_server, secure_client)
+    me = token(secure_server, role="patient", patient=pid, subject="me", scopes="patient/*.cruds")
+    reading = {"resourceType": "Observation", "status": "final", "code": {"text": "home BP tx"}}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": {**reading, "subject": {"reference": f"Patient/{who}"}},
+                "request": {"method": "POST", "url": "Observation"},
+            }
+            for who in (pid, pid, other)
+        ],
+    }
+    refused = secure_client.post("/fhir", json=bundle, headers=bearer(me))
+    assert refused.status_code == 403
+    assert "Bundle.entry[2]" in refused.text
+    mine = secure_client.get(f"/fhir/Observation?subject=Patient/{pid}&code:text=home", headers=bearer(me)).json()
+    assert mine.get("total", len(mine.get("entry", []))) == 0  # the allowed entries were undone with it
+    bundle["entry"] = bundle["entry"][:2]
+    assert secure_client.post("/fhir", json=bundle, headers=bearer(me)).status_code == 200
+    mine = secure_client.get(f"/fhir/Observation?subject=Patient/{pid}&code:text=home", headers=bearer(me)).json()
+    assert len(mine["entry"]) == 2

@@ -172,6 +172,9 @@ def test_writes_match_what_the_api_writes(resources: list[dict[str, Any]], tmp_p
             srv.security.trail.flush()
         told = audited_patients(bulk)
         assert told == audited_patients(api) and len(told) >= len(sample)  # fewer events, the same patients told
+        for srv in (bulk, api):
+            with srv.store.reading() as cur:
+                assert srv.security is not None and srv.security.audit.verify(cur).ok  # chained, head signed
     finally:
         bulk.close()
         api.close()

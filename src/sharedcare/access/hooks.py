@@ -17,7 +17,7 @@ from sharedcare.access.derive import RESOLVABLE
 from sharedcare.access.policy import AccessPolicy
 from sharedcare.access.roles import NEVER_WRITABLE
 from sharedcare.access.tables import AccessTables, Saved, source_org_of
-from sharedcare.errors import MethodNotAllowed
+from sharedcare.errors import FhirError, MethodNotAllowed
 from sharedcare.types import StoredResource
 
 ORG_FIELDS = {"PractitionerRole": "organization", "HealthcareService": "providedBy", "Location": "managingOrganization"}
@@ -38,7 +38,9 @@ class AccessWriteHook:
             return
         for stored, _ in written:
             if stored.type in NEVER_WRITABLE:
-                raise MethodNotAllowed(f"{stored.type} resources are kept by the server and cannot be written")
+                err = MethodNotAllowed(f"{stored.type} resources are kept by the server and cannot be written")
+                err.resource_key = f"{stored.type}/{stored.id}"
+                raise err
         ctx = self.context()
         actor = ctx.actor if ctx is not None else INTERNAL
         cur, tables = txn.cur, self.tables
@@ -53,7 +55,11 @@ class AccessWriteHook:
             after = now.get(rid, set()) if resource is not None else set()
             previous = tables.source(cur, rid, stored.version - 1) if stored.version > 1 else None
             new_patient = stored.type == "Patient" and stored.version == 1 and not before
-            self.policy.check_write(cur, tables.d, actor, stored, before | after, previous, new_patient=new_patient)
+            try:
+                self.policy.check_write(cur, tables.d, actor, stored, before | after, previous, new_patient=new_patient)
+            except FhirError as err:
+                err.resource_key = f"{stored.type}/{stored.id}"
+                raise
             org = source_org_of(resource) if actor.unrestricted else actor.organisation
             saved.append(Saved(rid, stored, resource, after, org))
         tables.record_many(cur, saved, actor.subject, _resolver(txn))

@@ -100,8 +100,9 @@ class AuditLog:
                 self.d.sql("INSERT INTO audit_pending (body) VALUES (?)"), [(orjson.dumps(e),) for e in events]
             )
 
-    def seal_in(self, cur: Any, events: Sequence[dict[str, Any]] = ()) -> int:
-        """Chain every pending event (oldest first), then `events`; returns how many were sealed."""
+    def seal_in(self, cur: Any, events: Sequence[dict[str, Any]] = (), *, sign: bool = True) -> int:
+        """Chain every pending event (oldest first), then `events`; returns how many were sealed. With `sign`
+        False the caller must call `sign_head` before its transaction commits (once for many seals)."""
         self.lock(cur, CHAIN_LOCK)
         cur.execute("SELECT pid, body FROM audit_pending ORDER BY pid")
         pending = [(row[0], bytes(row[1])) for row in cur.fetchall()]
@@ -125,14 +126,24 @@ class AuditLog:
         cur.executemany(sql("INSERT INTO audit_index (seq, kind, value) VALUES (?, ?, ?)"), terms)
         if pending:
             cur.execute(sql("DELETE FROM audit_pending WHERE pid <= ?"), (pending[-1][0],))
-        self._set_head(cur, seq, prev)
+        self._set_head(cur, seq, prev, sign)
         return len(batch)
 
-    def _set_head(self, cur: Any, seq: int, digest: str) -> None:
+    def sign_head(self, cur: Any) -> None:
+        """Sign the chain's current head (after seals made with `sign=False`)."""
+        cur.execute(self.d.sql("SELECT value FROM audit_state WHERE key = 'head'"))
+        row = cur.fetchone()
+        if row is not None and self.sign is not None:
+            self._write_state(cur, [("head_signature", self.sign(row[0].encode()))])
+
+    def _set_head(self, cur: Any, seq: int, digest: str, sign: bool = True) -> None:
         head = f"{seq}:{digest}"
         values = [("head", head)]
-        if self.sign is not None:
+        if self.sign is not None and sign:
             values.append(("head_signature", self.sign(head.encode())))
+        self._write_state(cur, values)
+
+    def _write_state(self, cur: Any, values: list[tuple[str, str]]) -> None:
         cur.executemany(
             self.d.sql(
                 "INSERT INTO audit_state (key, value) VALUES (?, ?) "

@@ -75,6 +75,10 @@ class AuditTrail:
         enrich: Callable[[Any, AuditRecord], None] | None = None,
     ) -> None:
         self.store, self.log, self.enrich = store, log_, enrich
+        # SQLite runs one writer at a time anyway: a write seals its own events into the chain in its transaction
+        # (no staging, no second transaction). Concurrent PostgreSQL writers stage them for the sealing thread, so
+        # they do not queue on the chain lock.
+        self.seal_inline = store.dialect.name == "sqlite"
         self.context, self.internal_actor, self.sync_reads = context, internal_actor, sync_reads
         self._jobs: list[_Job] = []
         self._cond = threading.Condition()
@@ -121,10 +125,20 @@ class AuditTrail:
             if self.enrich is not None:
                 self.enrich(cur, record)  # e.g. the break-glass reason that justified this write
             events.append(build(record))
-        self.log.stage_in(cur, events)
+        self.write_in(cur, events, txn)
         if ctx is not None:
             ctx.writes.extend(stored for stored, _ in written)
-        self._dirty = True
+
+    def write_in(self, cur: Any, events: Sequence[dict[str, Any]], txn: Any = None) -> None:
+        """Events that must commit with the caller's transaction: sealed in it, or staged for the sealing thread.
+        Given the store transaction, the head is signed once, just before it commits, however many writes it holds."""
+        if self.seal_inline:
+            self.log.seal_in(cur, events, sign=txn is None)
+            if txn is not None:
+                txn.before_commit("audit-head", lambda: self.log.sign_head(cur))
+        else:
+            self.log.stage_in(cur, events)
+            self._dirty = True  # sealed by the next cycle; `seal_soon()` once the transaction has committed
 
     # --- everything else: queued -----------------------------------------------------------------------------
     def record(self, record: AuditRecord, *, wait: bool | None = None) -> _Job:
@@ -142,6 +156,9 @@ class AuditTrail:
         return job
 
     def seal_soon(self) -> None:
+        """Wake the sealing thread for events staged by writes (nothing to do when writes seal their own)."""
+        if self.seal_inline:
+            return
         with self._cond:
             self._dirty = True
             self._cond.notify()

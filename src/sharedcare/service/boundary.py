@@ -326,7 +326,7 @@ class Boundary:
             record.patients, record.alert = {it.id}, kind
             record.break_glass_reason = reason if kind == grants.BREAK_GLASS else None
             record.outcome_desc = f"{kind}: {reason}"
-            self.trail.log.stage_in(cur, [build(record)])
+            self.trail.write_in(cur, [build(record)])
         ctx.audited = True
         self.trail.seal_soon()
         return FhirResponse(200, orjson.dumps(grant.to_parameters()))

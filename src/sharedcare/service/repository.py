@@ -7,7 +7,9 @@ Interactions follow http://hl7.org/fhir/R4/http.html.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -16,6 +18,7 @@ import jsonpatch
 import orjson
 
 from sharedcare.errors import (
+    FhirError,
     Gone,
     InvalidRequest,
     MultipleMatches,
@@ -36,6 +39,7 @@ A hook that raises aborts the whole transaction: this is where work that must co
 loads): the same effect as calling it on each in order, with set-based SQL instead of statements per resource."""
 
 Written = Sequence[tuple[StoredResource, JSON | None]]
+_DEFERRED: ContextVar[list[tuple[StoredResource, JSON | None]] | None] = ContextVar("sharedcare_hooks", default=None)
 
 
 class ResourceValidator(Protocol):
@@ -270,20 +274,46 @@ class Repository:
         return WriteResult(stored, created=version == 1)
 
     def run_hooks(self, txn: Txn, stored: StoredResource, resource: JSON | None) -> None:
+        deferred = _DEFERRED.get()
+        if deferred is not None:
+            deferred.append((stored, resource))
+            return
         for hook in self.write_hooks:
             hook(txn, stored, resource)
 
     def run_hooks_many(self, txn: Txn, written: Written) -> None:
-        """The write hooks over a batch of saved versions, hook by hook (each sees the whole batch at once)."""
+        """The write hooks over a batch of saved versions, hook by hook (each sees the whole batch at once).
+
+        A hook's refusal names the resource it refused (`FhirError.resource_key`, "Type/id") when it can."""
         if not written:
             return
         for hook in self.write_hooks:
             many = getattr(hook, "many", None)
             if many is not None:
                 many(txn, written)
-            else:
-                for stored, resource in written:
+                continue
+            for stored, resource in written:
+                try:
                     hook(txn, stored, resource)
+                except FhirError as err:
+                    err.resource_key = err.resource_key or f"{stored.type}/{stored.id}"
+                    raise
+
+    @contextlib.contextmanager
+    def hooks_deferred(self, txn: Txn) -> Iterator[None]:
+        """Inside the block, saved versions are collected and the write hooks run once over all of them at its end
+        (still inside the transaction): a transaction Bundle pays for set-based hooks, not one round per entry.
+        Writes the hooks themselves make (a Person, a review Task) run their hooks at once."""
+        if _DEFERRED.get() is not None:  # already collecting for an enclosing block
+            yield
+            return
+        written: list[tuple[StoredResource, JSON | None]] = []
+        token = _DEFERRED.set(written)
+        try:
+            yield
+        finally:
+            _DEFERRED.reset(token)
+        self.run_hooks_many(txn, written)
 
     def single_match(self, txn: Txn, type: str, criteria: Sequence[tuple[str, str]], what: str) -> str:
         txn.lock(f"conditional:{type}")

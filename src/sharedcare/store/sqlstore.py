@@ -42,6 +42,17 @@ class SqlTxn:
     def __init__(self, store: SqlStore, cur: Any, now: str) -> None:
         self.store, self.cur, self.now = store, cur, now
         self._d = store.dialect
+        self._before_commit: dict[str, Callable[[], None]] = {}
+
+    def before_commit(self, key: str, fn: Callable[[], None]) -> None:
+        """Run `fn` once, just before this transaction commits (the first registration under `key` counts):
+        work that many writes in one transaction need done once, such as signing the audit chain's head."""
+        self._before_commit.setdefault(key, fn)
+
+    def finish(self) -> None:
+        while self._before_commit:  # a finishing step may register another
+            key = next(iter(self._before_commit))
+            self._before_commit.pop(key)()
 
     def lock(self, key: str) -> None:
         self.store.lock_key(self.cur, key)
@@ -211,7 +222,10 @@ class SqlStore:
     # --- writes -----------------------------------------------------------------------------------
     def transact(self, work: Callable[[SqlTxn], T]) -> T:
         with self.writing() as cur:
-            return work(SqlTxn(self, cur, utc_now()))
+            txn = SqlTxn(self, cur, utc_now())
+            result = work(txn)
+            txn.finish()
+            return result
 
     def delete_index_rows(self, cur: Any, rid: int) -> None:
         for table in (*INDEX_TABLES, "compartment", "fulltext_rows"):
