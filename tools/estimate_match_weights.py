@@ -26,7 +26,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sharedcare.matching.blocking import BLOCK_CAP, blocking_keys  # noqa: E402
+from sharedcare.matching.blocking import blocking_keys, key_cap  # noqa: E402
 from sharedcare.matching.compare import FIELDS, LEVELS, compare  # noqa: E402
 from sharedcare.matching.em import (  # noqa: E402
     NHS,
@@ -68,8 +68,8 @@ def rule_pairs(records: list[MatchRecord], prefix: str) -> list[int]:
             if key.startswith(prefix + ":"):
                 blocks.setdefault(key, []).append(i)
     n, pairs = len(records), set()
-    for members in blocks.values():
-        if 2 <= len(members) <= BLOCK_CAP:
+    for key, members in blocks.items():
+        if 2 <= len(members) <= key_cap(key):
             pairs.update(i * n + j for x, i in enumerate(members) for j in members[x + 1 :])
     return sorted(pairs)
 

@@ -6,18 +6,25 @@ and month in sorted order (catches transpositions); surname sound + first-name s
 is too common to block on); postcode + first initial + birth year (catches a changed surname with a mistyped
 birth day); phone number + first initial (a phone is shared by a household, a care home, a switchboard).
 
-A key held by more than BLOCK_CAP records is too common to pair on (a care home's postcode and phone, a practice
-number keyed onto many records, a default date of birth): it stops being used to find candidates, both when one
+A key held by more records than its cap is too common to pair on (a care home's postcode and phone, a practice
+number keyed onto many records, a placeholder NHS number): it stops being used to find candidates, both when one
 record arrives and in a batch re-link, so one over-common value cannot make matching slow; the record's other keys
-still bring its true matches in. The natural blocks of a 50,000-person region stay far below the cap (largest 55
-records sharing a date of birth in sorted order, the others at most 21).
+still bring its true matches in. Keys that only a household shares by nature (NHS number, postcode, phone) are
+capped at CONTACT_CAP; date of birth and name sound are shared by chance, more often the larger the region, and get
+WIDE_CAP. In a 50,000-person region the largest natural blocks are 55 records (a date of birth) and 21 (a phone).
 """
 
 from __future__ import annotations
 
 from sharedcare.matching.features import MatchRecord, phonetic
 
-BLOCK_CAP = 100
+CONTACT_CAP = 30  # NHS number, postcode + initial + year, phone + initial: beyond this, an institution or a default
+WIDE_CAP = 100  # date of birth, name sound + year: chance agreement, which grows with the region
+
+
+def key_cap(key: str) -> int:
+    """The most records that may hold a blocking key for it still to be used."""
+    return WIDE_CAP if key[0] in "ds" else CONTACT_CAP
 
 
 def blocking_keys(r: MatchRecord) -> list[str]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sharedcare.fhir.resource import new_id
-from sharedcare.matching.blocking import BLOCK_CAP, blocking_keys
+from sharedcare.matching.blocking import blocking_keys, key_cap
 from sharedcare.matching.cluster import Clustering, Edge, cluster
 from sharedcare.matching.features import MatchRecord, extract
 from sharedcare.matching.resources import person_resource
@@ -38,16 +38,17 @@ class RelinkReport:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def candidate_pairs(records: Sequence[MatchRecord], max_block: int = BLOCK_CAP) -> set[int]:
-    """Pairs (encoded i * n + j, i < j) of records that share a blocking key."""
+def candidate_pairs(records: Sequence[MatchRecord], max_block: int | None = None) -> set[int]:
+    """Pairs (encoded i * n + j, i < j) of records that share a blocking key held by at most its cap (`key_cap`,
+    or `max_block` for every key)."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(records):
         for key in blocking_keys(r):
             blocks[key].append(i)
     n = len(records)
     pairs: set[int] = set()
-    for members in blocks.values():
-        if len(members) < 2 or len(members) > max_block:
+    for key, members in blocks.items():
+        if len(members) < 2 or len(members) > (key_cap(key) if max_block is None else max_block):
             continue
         for x, i in enumerate(members):
             for j in members[x + 1 :]:

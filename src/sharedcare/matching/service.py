@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sharedcare.fhir.resource import new_id
-from sharedcare.matching.blocking import BLOCK_CAP, blocking_keys
+from sharedcare.matching.blocking import blocking_keys, key_cap
 from sharedcare.matching.cluster import ASSURANCE_RANK, founder_assurance, group_conflict, link_assurance
 from sharedcare.matching.compare import describe
 from sharedcare.matching.duplicates import FACT_TYPES, fingerprint
@@ -99,8 +99,9 @@ class MatchService:
         weights: Weights,
         *,
         candidate_limit: int = CANDIDATE_LIMIT,
-        block_cap: int = BLOCK_CAP,
+        block_cap: int | None = None,
     ) -> None:
+        """`block_cap`: one cap for every blocking key instead of each kind's own (`blocking.key_cap`)."""
         self.repo, self.mpi, self.weights = repo, mpi, weights
         self.candidate_limit, self.block_cap = candidate_limit, block_cap
         self.hook = MatchHook(self)
@@ -154,7 +155,8 @@ class MatchService:
     ) -> tuple[list[Candidate], dict[str, list[tuple[MatchRecord, str]]]]:
         """The record's candidates, decided, and every record already in their Persons (with assurance)."""
         keys = blocking_keys(record) if keys is None else keys
-        rows = sql.candidates(keys, record.patient_id, self.candidate_limit, self.block_cap)
+        capped = [(k, key_cap(k) if self.block_cap is None else self.block_cap) for k in keys]
+        rows = sql.candidates(capped, record.patient_id, self.candidate_limit)
         groups: dict[str, list[tuple[MatchRecord, str]]] = defaultdict(list)
         out = []
         for patient_id, person_id, assurance, features, shared in rows:

@@ -78,28 +78,26 @@ class MpiSql:
             self.cur.executemany(self.d.sql(sql), rows)
 
     # --- records and blocks ---------------------------------------------------------------------------
-    def candidates(self, keys: Sequence[str], exclude: str, limit: int, cap: int) -> list[tuple[Any, ...]]:
-        """The records sharing a blocking key with `keys` (at most `limit`, those sharing most keys first) and
-        everyone already grouped with them, in one statement: (patient_id, person_id, assurance, features,
-        shared) rows, `shared` (keys in common) None for a record that is only a group member.
+    def candidates(self, keys: Sequence[tuple[str, int]], exclude: str, limit: int) -> list[tuple[Any, ...]]:
+        """The records sharing a blocking key with `keys` ((key, cap) pairs), at most `limit` of them, those sharing
+        most keys first, and everyone already grouped with them, in one statement: (patient_id, person_id,
+        assurance, features, shared) rows, `shared` (keys in common) None for a record only grouped with one.
 
-        A key held by more than `cap` records is too common to pair on and is skipped; each key's rows are read
+        A key held by more records than its cap is too common to pair on and is skipped; each key's rows are read
         at most cap + 1 at a time, so the cost stays bounded however many records share one value."""
         if not keys:
             return []
-        arms = " UNION ALL ".join(
-            f"SELECT * FROM (SELECT key, patient_id FROM mpi_block WHERE key = ? LIMIT ?) b{i}"
-            for i in range(len(keys))
-        )
+        arm = "SELECT key, patient_id, CAST(? AS INTEGER) AS cap FROM mpi_block WHERE key = ? LIMIT ?"
+        arms = " UNION ALL ".join(f"SELECT * FROM ({arm}) b{i}" for i in range(len(keys)))
         return self._all(
-            f"WITH hits (key, patient_id) AS ({arms}), "
-            "usable AS (SELECT key FROM hits GROUP BY key HAVING COUNT(*) <= ?), "
+            f"WITH hits (key, patient_id, cap) AS ({arms}), "
+            "usable AS (SELECT key FROM hits GROUP BY key HAVING COUNT(*) <= MAX(cap)), "
             "cand AS (SELECT patient_id, COUNT(*) AS shared FROM hits WHERE key IN (SELECT key FROM usable) "
             "AND patient_id <> ? GROUP BY patient_id ORDER BY shared DESC, patient_id LIMIT ?) "
             "SELECT r.patient_id, r.person_id, r.assurance, r.features, c.shared FROM mpi_record r "
             "LEFT JOIN cand c ON c.patient_id = r.patient_id WHERE r.person_id IN "
             "(SELECT m.person_id FROM mpi_record m JOIN cand k ON k.patient_id = m.patient_id)",
-            [*(x for k in keys for x in (k, cap + 1)), cap, exclude, limit],
+            [*(x for key, cap in keys for x in (cap, key, cap + 1)), exclude, limit],
         )
 
     def records(self, patient_ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
