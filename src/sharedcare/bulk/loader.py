@@ -286,8 +286,12 @@ class Loader:
                 bulk_sql.save_progress(txn, latest[source])
             return latest
 
+        def together(txn: SqlTxn) -> dict[str, Progress]:
+            with self.repo.hooks_deferred(txn):  # the write hooks once over the whole group
+                return work(txn, False)
+
         try:
-            latest = self.store.transact(lambda txn: work(txn, False))
+            latest = self.store.transact(together)
         except FhirError:  # a write hook refused a resource: isolate it, load the rest
             latest = self.store.transact(lambda txn: work(txn, True))
         written = sum(

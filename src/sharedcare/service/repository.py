@@ -285,6 +285,10 @@ class Repository:
         """The write hooks over a batch of saved versions, hook by hook (each sees the whole batch at once).
 
         A hook's refusal names the resource it refused (`FhirError.resource_key`, "Type/id") when it can."""
+        deferred = _DEFERRED.get()
+        if deferred is not None:
+            deferred.extend(written)
+            return
         if not written:
             return
         for hook in self.write_hooks:
