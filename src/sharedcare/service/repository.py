@@ -291,17 +291,23 @@ class Repository:
             return
         if not written:
             return
-        for hook in self.write_hooks:
-            many = getattr(hook, "many", None)
-            if many is not None:
-                many(txn, written)
-                continue
-            for stored, resource in written:
-                try:
-                    hook(txn, stored, resource)
-                except FhirError as err:
-                    err.resource_key = err.resource_key or f"{stored.type}/{stored.id}"
-                    raise
+        made: list[tuple[StoredResource, JSON | None]] = []  # versions the hooks themselves save (Person, Task)
+        token = _DEFERRED.set(made)
+        try:
+            for hook in self.write_hooks:
+                many = getattr(hook, "many", None)
+                if many is not None:
+                    many(txn, written)
+                    continue
+                for stored, resource in written:
+                    try:
+                        hook(txn, stored, resource)
+                    except FhirError as err:
+                        err.resource_key = err.resource_key or f"{stored.type}/{stored.id}"
+                        raise
+        finally:
+            _DEFERRED.reset(token)
+        self.run_hooks_many(txn, made)  # their hooks in turn, batched too (as the server's own writes)
 
     @contextlib.contextmanager
     def hooks_deferred(self, txn: Txn) -> Iterator[None]:
