@@ -15,7 +15,9 @@ Reports, on pairs of source records (two records of one person = one true pair):
    that already holds the region (the realistic case for one incoming Patient);
 3. --bulk-relink: every Patient bulk-loaded with matching off, then a full re-link from nothing, timed.
 
---missing-nhs and --typos bring the region up to the issue's error rates (10 % without NHS number, 5 % typos).
+--missing-nhs and --typos bring the region up to the issue's error rates (10 % without NHS number, 5 % typos):
+with --generate the generator makes them (`sharedcare generate --missing-nhs --typos`); a --region generated with
+them is used as it is; for any other region `corrupt` adds them afterwards.
 """
 
 from __future__ import annotations
@@ -138,6 +140,17 @@ def quality(predicted: dict[str, str], truth: dict[str, str]) -> tuple[float, fl
     return (tp / len(pred) if pred else 1.0), (tp / len(true) if true else 1.0), len(pred), len(true)
 
 
+def across_identities(predicted: dict[str, str], truth: dict[str, str]) -> str:
+    """How many new identities (person key `P...-2`, adoption or gender reassignment) the region holds, and how
+    many predicted groups join one to its first identity: those must never be linked."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for pid, group in predicted.items():
+        groups[group].add(truth[pid])
+    new = {k for k in truth.values() if k.endswith("-2")}
+    joined = sum(1 for keys in groups.values() for k in keys if k.endswith("-2") and k.removesuffix("-2") in keys)
+    return f"new identities {len(new):,}, linked to their first identity {joined} (must be 0)"
+
+
 def batch(patients: list[dict], truth: dict[str, str]) -> None:
     weights = load_weights()
     start = time.perf_counter()
@@ -150,6 +163,7 @@ def batch(patients: list[dict], truth: dict[str, str]) -> None:
     print(f"batch: {len(records):,} records, {pairs:,} candidate pairs, {seconds:.1f}s")
     print(f"  precision {p:.5f}  recall {r:.5f}  ({npred:,} linked pairs, {ntrue:,} true pairs)")
     print(f"  review queue {queue:,} items = {queue / len(records):.2%} of records")
+    print(f"  {across_identities(predicted, truth)}")
     _explain_errors(records, result.labels, truth, weights)
 
 
@@ -239,6 +253,7 @@ def store(patients: list[dict], truth: dict[str, str], limit: int, preload: int 
             queue = sql.count_open_reviews()
         n = len(incremental)
         print(f"  incremental: precision {p:.5f} recall {r:.5f} review queue {queue:,} ({queue / n:.2%} of {n:,})")
+        print(f"  {across_identities(incremental, truth)}")
         server.repo.write_hooks[position] = matcher_hook
         report = relink(matcher)
         total = sum(report.timings.values())
@@ -253,6 +268,7 @@ def store(patients: list[dict], truth: dict[str, str], limit: int, preload: int 
         with matcher.mpi.reading() as sql:
             queue = sql.count_open_reviews()
         print(f"  after re-link: precision {p:.5f} recall {r:.5f} review queue {queue:,} ({queue / n:.2%} of {n:,})")
+        print(f"  {across_identities(_assignment(matcher), truth)}")
         server.close()
 
 
@@ -377,10 +393,22 @@ def main() -> None:
             from sharedcare.generate.region import RegionConfig, generate_region
 
             root = root or Path(tempfile.mkdtemp()) / "region"
-            generate_region(RegionConfig(patients=args.generate, seed=args.seed, out=root, ndjson=True, bundles=False))
+            config = RegionConfig(
+                patients=args.generate,
+                seed=args.seed,
+                out=root,
+                ndjson=True,
+                bundles=False,
+                missing_nhs=args.missing_nhs or None,
+                typos=args.typos,
+            )
+            generate_region(config)
         patients, truth = load_region(root)
     print(f"{len(patients):,} source Patients of {len(set(truth.values())):,} people")
-    if args.missing_nhs or args.typos:
+    made = orjson.loads((root / "manifest.json").read_bytes()).get("errors") if root else None
+    if made:
+        print(f"the generator made the error rates: {made}")
+    elif args.missing_nhs or args.typos:
         print(corrupt(patients, args.missing_nhs, args.typos, args.seed))
     if not args.skip_batch:
         batch(patients, truth)

@@ -32,11 +32,32 @@ from sharedcare.generate.nhs_numbers import CAPACITY
     show_default=True,
     help="NDJSON per organisation and type, transaction Bundles, or both.",
 )
-def generate(patients: int, seed: int, out: Path, fmt: str) -> None:
+@click.option(
+    "--missing-nhs",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of records without an NHS number: every source sends at least this many (default: its own rate).",
+)
+@click.option(
+    "--typos",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of records with one more keying error (name letter, birth date, NHS number digit, postcode).",
+)
+def generate(patients: int, seed: int, out: Path, fmt: str, missing_nhs: float | None, typos: float) -> None:
     """Generate a synthetic UK-style region: each organisation's feed, plus ground_truth.csv for matching."""
     from sharedcare.generate.region import RegionConfig, generate_region
 
-    config = RegionConfig(patients=patients, seed=seed, out=out, ndjson=fmt != "bundles", bundles=fmt != "ndjson")
+    config = RegionConfig(
+        patients=patients,
+        seed=seed,
+        out=out,
+        ndjson=fmt != "bundles",
+        bundles=fmt != "ndjson",
+        missing_nhs=missing_nhs,
+        typos=typos,
+    )
     summary = generate_region(config)
     click.echo(
         f"sharedcare generate: {summary.patients:,} people, {summary.patient_records:,} patient records across "

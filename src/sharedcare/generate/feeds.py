@@ -16,8 +16,16 @@ from random import Random
 
 from sharedcare.generate import codes as C
 from sharedcare.generate.clinical import Diagnosis, Health, efi_category
-from sharedcare.generate.organisations import Organisation, Region
-from sharedcare.generate.patients import LocalIds, patient_resource
+from sharedcare.generate.errors import ErrorRates, apply_errors
+from sharedcare.generate.identity import (
+    SEALED_LOCAL_OFFSET,
+    TAG_ELSEWHERE,
+    identity_on,
+    is_new_identity,
+    mark_new_identity,
+)
+from sharedcare.generate.organisations import GP, Organisation, Region
+from sharedcare.generate.patients import PROFILES, LocalIds, patient_resource
 from sharedcare.generate.population import Person, person_rng
 from sharedcare.generate.records import Record, component, instant, quantity, restricted
 from sharedcare.types import JSON
@@ -68,6 +76,7 @@ class FeedContext:
     region: Region
     seed: int
     local_ids: LocalIds
+    errors: ErrorRates = field(default_factory=ErrorRates)
 
 
 def person_records(ctx: FeedContext, person: Person, health: Health) -> list[OrgRecord]:
@@ -76,6 +85,9 @@ def person_records(ctx: FeedContext, person: Person, health: Health) -> list[Org
     events = _hospital_events(person, health, region, person_rng(ctx.seed, person.index, "hospital"))
     practice = region.practices[person.practice]
     records = [_gp(ctx, person, health, practice, events, current=True)]
+    if person.new_identity is not None:  # the deducted registration of the first identity, where it was registered
+        at = _practice_on(person, region, person.new_identity.on)
+        records.append(_gp(ctx, person, health, at, [], current=False, sealed=True))
     if person.previous_practice is not None and person.moved_on is not None:
         records.append(_gp(ctx, person, health, region.practices[person.previous_practice], [], current=False))
     trusts: dict[str, list[HospitalEvent]] = {}
@@ -104,18 +116,35 @@ def _days_before(day: date, rng: Random, low: int, high: int) -> date:
 
 
 def _start(
-    ctx: FeedContext, person: Person, org: Organisation, seen_on: date, practice: Organisation, active: bool = True
+    ctx: FeedContext,
+    person: Person,
+    org: Organisation,
+    seen_on: date,
+    practice: Organisation,
+    active: bool = True,
+    *,
+    sealed: bool = False,
 ) -> Record:
-    rng = person_rng(ctx.seed, person.index, org.ods)
-    local = ctx.local_ids.number(org.ods, person.index)
-    patient_id, patient = patient_resource(person, org, local, rng, seen_on=seen_on, practice=practice, active=active)
-    rec = Record(org, patient_id, rng)
+    """The organisation's Patient for the person as known on `seen_on` (a first identity's record: `sealed`)."""
+    stream = f"{org.ods}:sealed" if sealed else org.ods
+    rng = person_rng(ctx.seed, person.index, stream)
+    local = ctx.local_ids.number(org.ods, person.index + (SEALED_LOCAL_OFFSET if sealed else 0))
+    known = identity_on(person, seen_on)
+    patient_id, patient = patient_resource(known, org, local, rng, seen_on=seen_on, practice=practice, active=active)
+    if is_new_identity(person, seen_on) and (
+        org.kind == GP or person_rng(ctx.seed, person.index, f"{org.ods}:identity").random() < TAG_ELSEWHERE
+    ):
+        mark_new_identity(patient)
+    if ctx.errors.active:
+        errors = person_rng(ctx.seed, person.index, f"{stream}:errors")
+        apply_errors(patient, PROFILES[org.kind].no_nhs_number, ctx.errors, errors)
+    rec = Record(org, patient_id, rng, known.key)
     rec.resources.append(patient)
     return rec
 
 
 def _done(rec: Record, person: Person) -> OrgRecord:
-    return OrgRecord(rec.org.ods, rec.patient_id, person.key, rec.resources)
+    return OrgRecord(rec.org.ods, rec.patient_id, rec.person_key or person.key, rec.resources)
 
 
 def _practice_on(person: Person, region: Region, day: date) -> Organisation:
@@ -143,9 +172,14 @@ def _gp(
     events: list[HospitalEvent],
     *,
     current: bool,
+    sealed: bool = False,
 ) -> OrgRecord:
-    ref = person.reference_date if current else (person.moved_on or person.reference_date)
-    rec = _start(ctx, person, practice, ref, practice, active=current and person.alive)
+    """The practice's record; not `current`: a previous practice's, or (`sealed`) a first identity's."""
+    if sealed and person.new_identity is not None:
+        ref = person.new_identity.on - timedelta(days=1)
+    else:
+        ref = person.reference_date if current else (person.moved_on or person.reference_date)
+    rec = _start(ctx, person, practice, ref, practice, active=current and person.alive, sealed=sealed)
     rng = rec.rng
     diagnoses = [d for d in health.diagnoses if d.onset < ref]
     dx_ids = _gp_problems(rec, person, diagnoses, ref)

@@ -15,6 +15,7 @@ from random import Random
 
 from sharedcare.fhir.nhs_number import NHS_NUMBER_SYSTEM
 from sharedcare.generate.demography import NAME_VARIANTS
+from sharedcare.generate.errors import keying_slip
 from sharedcare.generate.nhs_numbers import mistyped
 from sharedcare.generate.organisations import (
     ACUTE,
@@ -166,7 +167,7 @@ def _given_names(person: Person, profile: SourceProfile, rng: Random) -> list[st
     given = person.given
     if rng.random() < profile.name_drift:
         variants = NAME_VARIANTS.get(given)
-        given = rng.choice(variants) if variants and rng.random() < 0.7 else _typo(given, rng)
+        given = rng.choice(variants) if variants and rng.random() < 0.7 else keying_slip(given, rng)
     names = [given]
     if person.middle and rng.random() < 0.75:
         names.append(person.middle)
@@ -179,7 +180,7 @@ def _names(person: Person, org: Organisation, profile: SourceProfile, rng: Rando
     if married and (seen_on < person.married_on or rng.random() < profile.stale_surname):  # type: ignore[operator]
         family = person.previous_family  # type: ignore[assignment]
     elif rng.random() < profile.name_drift / 3:
-        family = _typo(family, rng)
+        family = keying_slip(family, rng)
     names: list[JSON] = [
         {"use": "official", "family": family, "given": _given_names(person, profile, rng), "prefix": [person.title]}
     ]
@@ -193,19 +194,6 @@ def _names(person: Person, org: Organisation, profile: SourceProfile, rng: Rando
             }
         )  # type: ignore[union-attr]
     return names
-
-
-def _typo(name: str, rng: Random) -> str:
-    """A keying slip: two letters swapped, one doubled or one dropped."""
-    if len(name) < 4:
-        return name
-    i = rng.randrange(1, len(name) - 1)
-    kind = rng.randrange(3)
-    if kind == 0:
-        return name[:i] + name[i + 1] + name[i] + name[i + 2 :]
-    if kind == 1:
-        return name[: i + 1] + name[i] + name[i + 1 :]
-    return name[:i] + name[i + 1 :]
 
 
 def _birth_date(born: date, profile: SourceProfile, rng: Random) -> date:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from random import Random
+from typing import TYPE_CHECKING
 
 from sharedcare.generate.demography import (
     AGE_BANDS_5Y,
@@ -26,6 +27,9 @@ from sharedcare.generate.demography import (
 )
 from sharedcare.generate.nhs_numbers import NhsNumbers
 from sharedcare.generate.organisations import Area, Region
+
+if TYPE_CHECKING:
+    from sharedcare.generate.identity import NewIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class Person:
     as_of: date
     death_date: date | None = None
     conditions: list[object] = field(default_factory=list)  # clinical.Diagnosis, filled by clinical.py
+    new_identity: NewIdentity | None = None  # adoption or gender reassignment: a second NHS number (identity.py)
 
     @property
     def reference_date(self) -> date:

@@ -52,8 +52,8 @@ def specialty(code: str, display: str) -> JSON:
 class Record:
     """One organisation's resources about one person, in the order the source would send them."""
 
-    def __init__(self, org: Organisation, patient_id: str, rng: Random) -> None:
-        self.org, self.patient_id, self.rng = org, patient_id, rng
+    def __init__(self, org: Organisation, patient_id: str, rng: Random, person_key: str | None = None) -> None:
+        self.org, self.patient_id, self.rng, self.person_key = org, patient_id, rng, person_key
         self.patient = {"reference": f"Patient/{patient_id}"}
         self.resources: list[JSON] = []
         self._n = 0

@@ -9,7 +9,9 @@ from datetime import date
 from pathlib import Path
 
 from sharedcare.generate.clinical import draw_health
+from sharedcare.generate.errors import ErrorRates
 from sharedcare.generate.feeds import FeedContext, OrgRecord, organisation_record, person_records
+from sharedcare.generate.identity import draw_new_identity
 from sharedcare.generate.nhs_numbers import CAPACITY, NhsNumbers
 from sharedcare.generate.organisations import build_region, organization_resource, practitioner_resource
 from sharedcare.generate.patients import LocalIds
@@ -29,10 +31,17 @@ class RegionConfig:
     ndjson: bool = True
     bundles: bool = True
     buffer_bytes: int = 8 << 20
+    missing_nhs: float | None = None  # every source sends at least this share without an NHS number (errors.py)
+    typos: float = 0.0  # share of records with one extra keying error (errors.py)
 
     def __post_init__(self) -> None:
         if not 1 <= self.patients <= CAPACITY:
             raise ValueError(f"patients must be between 1 and {CAPACITY:,} (the NHS number 999 test range)")
+        self.errors  # noqa: B018 -- validates the rates
+
+    @property
+    def errors(self) -> ErrorRates:
+        return ErrorRates(self.missing_nhs, self.typos)
 
 
 @dataclass
@@ -58,10 +67,13 @@ def iter_region_records(config: RegionConfig) -> Iterator[OrgRecord]:
         resources += [practitioner_resource(p, org) for p in org.practitioners]
         yield organisation_record(org, resources)
     numbers = NhsNumbers(config.seed)
-    ctx = FeedContext(region, config.seed, LocalIds(config.seed))
+    ctx = FeedContext(region, config.seed, LocalIds(config.seed), config.errors)
     for index in range(config.patients):
         person = make_person(region, numbers, config.seed, index, config.as_of)
         health = draw_health(person, person_rng(config.seed, index, "health"))
+        change = draw_new_identity(person, numbers, config.seed, config.patients)
+        if change is not None and (person.death_date is None or change.on < person.death_date):
+            person.new_identity = change
         yield from person_records(ctx, person, health)
 
 
@@ -82,6 +94,7 @@ def generate_region(config: RegionConfig) -> GenerationSummary:
         "patients": config.patients,
         "as_of": config.as_of.isoformat(),
         "organisations": organisations,
+        **({"errors": config.errors.as_dict()} if config.errors.active else {}),
         "synthetic": "No real patient data: names, addresses and organisations are invented; NHS numbers are in "
         "the 999 test range.",
     }

@@ -135,7 +135,8 @@ def meta_source_organisation(resource: dict[str, Any]) -> str | None:
     return parts[-1] if len(parts) >= 2 and parts[-2] == "Organization" and parts[-1] else None
 
 
-NEW_IDENTITY_TAG = "new-identity"
+NEW_IDENTITY_SYSTEM = "https://sharedcare.example/fhir/CodeSystem/mpi"
+NEW_IDENTITY_TAG = "new-identity"  # meta.tag (NEW_IDENTITY_SYSTEM) a source puts on the record of a new identity
 
 
 def _names(patient: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -207,8 +208,13 @@ def _sex(raw: object) -> str | None:
 
 
 def _new_identity(patient: dict[str, Any]) -> bool:
+    """Whether the source marks this record as a new identity (adoption, gender reassignment: a new NHS number was
+    issued and the old one sealed). No UK Core or PDS element says so, hence sharedcare's own tag."""
     tags = (patient.get("meta") or {}).get("tag") or ()
-    return any(isinstance(t, dict) and t.get("code") == NEW_IDENTITY_TAG for t in tags)
+    return any(
+        isinstance(t, dict) and t.get("system") == NEW_IDENTITY_SYSTEM and t.get("code") == NEW_IDENTITY_TAG
+        for t in tags
+    )
 
 
 def extract(patient: dict[str, Any], patient_id: str | None = None) -> MatchRecord:
