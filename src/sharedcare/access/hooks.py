@@ -31,10 +31,17 @@ class AccessWriteHook:
         self.many(txn, [(stored, resource)])
 
     def many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
-        """Check and record saved versions; the same resource twice is taken one version at a time."""
-        if len({(s.type, s.id) for s, _ in written}) < len(written):
-            for stored, resource in written:
-                self.many(txn, [(stored, resource)])
+        """Check and record saved versions; a resource saved more than once is taken one version per round."""
+        rounds: list[list[tuple[StoredResource, dict[str, Any] | None]]] = []
+        seen: dict[tuple[str, str], int] = {}
+        for stored, resource in written:
+            n = seen[(stored.type, stored.id)] = seen.get((stored.type, stored.id), -1) + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((stored, resource))
+        if len(rounds) > 1:
+            for one_round in rounds:
+                self.many(txn, one_round)
             return
         for stored, _ in written:
             if stored.type in NEVER_WRITABLE:
