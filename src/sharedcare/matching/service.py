@@ -139,8 +139,32 @@ class MatchService:
             self.repo.save_in(txn, "Person", person_id, resource_, 1, "POST")
         if old_person and old_person != person_id:
             self.write_person(txn, sql, old_person)
+        if record.new_identity and plan.person_id is not None:
+            self._cancel_reviews_across_identities(txn, sql, [r for r, _ in members], patient_id)
         if existing or plan.reviews:  # a record matched for the first time has no reviews open yet
             self.sync_reviews(txn, sql, patient_id, plan.reviews)
+
+    def _cancel_reviews_across_identities(self, txn: Txn, sql: Any, group: list[MatchRecord], patient_id: str) -> None:
+        """A record marked as a new identity (`patient_id`) joined `group`'s Person: open reviews between the other
+        members and a record under another NHS number, opened before the Person was known to be a new identity,
+        are cancelled (the arriving record's own reviews are `sync_reviews`'s)."""
+        members = {r.patient_id for r in group}
+        others = [pid for pid in members if pid != patient_id]
+        if not others:
+            return
+        open_ = [
+            (task_id, a, b)
+            for task_id, a, b in sql.open_reviews_touching(others)
+            if patient_id not in (a, b) and not (a in members and b in members)
+        ]
+        if not open_:
+            return
+        outside = {b if a in members else a for _, a, b in open_}
+        found = {pid: MatchRecord.from_json(f) for pid, _, _, f in sql.records(list(outside))}
+        for task_id, a, b in open_:
+            other = found.get(b if a in members else a)
+            if other is not None and group_conflict(group, [other], set()) is not None:
+                self.close_review(txn, sql, task_id, "cancelled", "a new identity is never matched across NHS numbers")
 
     @staticmethod
     def _own_person(sql: Any, patient_id: str, old_person: str | None) -> str:

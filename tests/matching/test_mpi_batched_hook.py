@@ -1,0 +1,69 @@
+"""The matcher's write hook over a batch (bulk import, deferred hooks): fact fingerprints in one statement per
+batch, Patients matched one by one in order, with the same outcome as single writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import make_patient
+
+from sharedcare.app import Server
+from sharedcare.fhir.resource import stamp
+from sharedcare.matching.duplicates import fingerprint
+from sharedcare.matching.service import MatchHook, MatchService
+from sharedcare.store.mpi import MpiSql
+from sharedcare.types import StoredResource
+
+NHS_A = "9990000018"
+
+
+def observation(id: str, patient: str, value: float) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": id,
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "effectiveDateTime": "2024-03-01",
+        "valueQuantity": {"value": value, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"},
+    }
+
+
+def batch() -> list[tuple[dict[str, Any], int]]:
+    """(resource, version) in the order a bulk load saves them: one Observation saved twice, with a new value."""
+    return [
+        (make_patient("A81001", nhs=NHS_A, id="gp"), 1),
+        (observation("o1", "gp", 128), 1),
+        (make_patient("RX1", nhs=NHS_A, id="trust"), 1),
+        (observation("o2", "trust", 131), 1),
+        (observation("o1", "gp", 131), 2),
+        (make_patient("LA1", id="council"), 1),
+    ]
+
+
+def test_a_batch_writes_prints_at_once_and_links_like_single_writes(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    matcher: MatchService = next(h for h in server.repo.write_hooks if isinstance(h, MatchHook)).service
+    statements: list[int] = []
+    monkeypatch.setattr(MpiSql, "put_fact", lambda *a, **k: pytest.fail("a batch writes no print one at a time"))
+    put_many = MpiSql.put_facts_many
+    monkeypatch.setattr(MpiSql, "put_facts_many", lambda self, *a: statements.append(1) or put_many(self, *a))
+
+    def work(txn: Any) -> None:
+        written: list[tuple[StoredResource, Any]] = []
+        for resource, version in batch():
+            stamped, body = stamp(resource, resource["id"], version, txn.now)
+            rtype = resource["resourceType"]
+            stored = txn.save(rtype, resource["id"], version, "PUT", body, server.repo.indexer.index(stamped))
+            written.append((stored, stamped))
+        server.repo.run_hooks_many(txn, written)
+
+    server.store.transact(work)
+    assert statements == [1]
+    with matcher.mpi.reading() as sql:
+        facts = sql.facts_of([("Observation", "o1"), ("Observation", "o2")])
+        persons = {pid: person for pid, person, _, _ in sql.records(["gp", "trust", "council"])}
+    assert facts == {("Observation", k): fingerprint(observation(k, "x", 131)) for k in ("o1", "o2")}
+    assert len(set(persons.values())) == 1 and len(persons) == 3  # linked as single writes would link them
