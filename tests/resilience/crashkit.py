@@ -149,6 +149,13 @@ class BulkImport:
         if self.popen is not None:
             self.popen.wait(timeout=10)
 
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the import's log, to say why it stopped."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
     def lines_done(self) -> int:
         """The committed checkpoint, read with a plain connection (cheap enough to poll)."""
         sql = "SELECT lines_done FROM import_progress WHERE path = ?"

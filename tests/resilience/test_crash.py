@@ -50,6 +50,8 @@ def test_acknowledged_writes_survive_kill_9(backend: str, tmp_path: Path, reques
             bulk.wait_for_progress(done)
             time.sleep(rng.uniform(0.1, 0.8))  # the kill lands wherever the writers and the import happen to be
             import_running = bulk.popen is not None and bulk.popen.poll() is None
+            exited = None if import_running or bulk.popen is None else bulk.popen.returncode
+            assert exited in (None, 0), f"cycle {cycle}: the import exited by itself ({exited}): {bulk.log_tail()}"
             proc.kill()
             bulk.kill()
             stop.set()
