@@ -27,7 +27,6 @@ import orjson
 from sharedcare.bulk.bundle_units import WHOLE_FILE, BundleUnits, bundle_entries
 from sharedcare.bulk.prepare import (
     PrepareConfig,
-    Prepared,
     PreparedBatch,
     Preparer,
     Rejected,
@@ -46,7 +45,7 @@ from sharedcare.service.repository import (
     WriteResult,
 )
 from sharedcare.store import bulk_sql
-from sharedcare.store.bulk_sql import BulkRow, Progress
+from sharedcare.store.bulk_sql import BulkRow, IndexParams, Progress
 from sharedcare.store.sqlstore import SqlStore, SqlTxn
 from sharedcare.types import Issue, StoredResource
 
@@ -313,7 +312,7 @@ class Loader:
                 return
         index = bulk_sql.decode_index(batch.index)
         items = [
-            Prepared(line, rtype, rid, body, index.get(n, []))
+            _Decoded(line, rtype, rid, body, index.get(n, []))
             for n, ((line, rtype, rid), body) in enumerate(zip(batch.items, batch.bodies, strict=True))
         ]
         if careful:
@@ -361,7 +360,7 @@ class Loader:
                 [(StoredResource(t, i, v, txn.now, body, "PUT"), orjson.loads(body)) for t, i, v, body in written],
             )
 
-    def _write_batch(self, txn: SqlTxn, items: list[Prepared], counts: _Counts) -> None:
+    def _write_batch(self, txn: SqlTxn, items: list[_Decoded], counts: _Counts) -> None:
         """Items with distinct keys: new ones inserted, changed ones given a new version, identical ones left."""
         keys = [(i.type, i.id) for i in items]
         bulk_sql.lock_keys(txn, [f"{t}/{i}" for t, i in keys])
@@ -494,6 +493,17 @@ def _chunks(lines: Iterator[tuple[int, bytes]], size: int) -> Iterator[list[tupl
             batch = []
     if batch:
         yield batch
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A prepared resource on the row-by-row path (reloads, updates, repeated ids), its index rows decoded."""
+
+    line: int
+    type: str
+    id: str
+    body: bytes
+    index: IndexParams
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,11 @@ from typing import Any
 import orjson
 
 from sharedcare.errors import FhirError, InvalidRequest
+from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.fhir.outcome import outcome_bytes
 from sharedcare.fhir.resource import check_id, json_depth_exceeds, stamp
 from sharedcare.service.repository import Repository
-from sharedcare.store.bulk_sql import IndexJson, IndexParams, encode_index, index_params
+from sharedcare.store.bulk_sql import IndexJson, encode_index_rows
 from sharedcare.types import JSON, Issue
 
 PLACEHOLDER_TIME = "0001-01-01T00:00:00.000000Z"  # the width of `utc_now()`
@@ -38,7 +39,7 @@ class Prepared:
     type: str
     id: str
     body: bytes
-    index: IndexParams
+    index: IndexRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ class PreparedBatch:
             lines_done,
             [(r.line, r.type, r.id) for r in ok],
             [r.body for r in ok],
-            encode_index([(r.type, r.index) for r in ok]),
+            encode_index_rows([(r.type, r.index) for r in ok]),
             [(r.line, r.outcome) for r in results if isinstance(r, Rejected)],
             [(r.line, r.raw) for r in results if isinstance(r, BundleLine)],
         )
@@ -143,7 +144,7 @@ class Preparer:
                 check_id(rid, f"{rtype}.id")
             self.repo.check(resource, rtype)
             stamped, body = stamp(resource, rid, 1, PLACEHOLDER_TIME)
-            rows = index_params(self.repo.indexer.index(stamped))
+            rows = self.repo.indexer.index(stamped)
         except FhirError as err:
             return reject(n, err.issues)
         except RecursionError:

@@ -26,7 +26,7 @@ from sharedcare.store.schema import INDEX_TABLES, NUMERIC_COLUMNS
 from sharedcare.store.sqlstore import ROW_FIELDS, ROW_GETTERS, SqlStore, SqlTxn
 
 IndexParams = list[tuple[str, list[tuple[Any, ...]]]]
-"""A resource's index rows as (table, rows without the leading rid and type): cheap to pickle between processes."""
+"""A resource's index rows as (table, rows without the leading rid and type), for the row-by-row write path."""
 
 EXTRA_COLUMNS = {"compartment": ("comp_type", "comp_id"), "fulltext_rows": ("content",)}
 FETCH = 1000
@@ -63,27 +63,6 @@ def _false(store: SqlStore) -> str:
 # --- index rows ------------------------------------------------------------------------------------------------
 
 
-def index_params(rows: IndexRows) -> IndexParams:
-    """The rows `SqlStore.insert_index_rows` would write, minus rid and type."""
-    out: IndexParams = []
-    for table, attr in ROW_FIELDS.items():
-        values = getattr(rows, attr)
-        if values:
-            get = ROW_GETTERS[table]
-            out.append((table, [_as_tuple(get(v)) for v in values]))
-    if rows.composites:
-        out.append(("idx_composite", [(c.param, *_pad3(c.components)) for c in rows.composites]))
-    if rows.compartments:
-        out.append(("compartment", [(c.comp_type, c.comp_id) for c in set(rows.compartments)]))
-    if rows.text:
-        out.append(("fulltext_rows", [(rows.text,)]))
-    return out
-
-
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    return value if isinstance(value, tuple) else (value,)
-
-
 def _pad3(components: tuple[str, ...]) -> tuple[str | None, str | None, str | None]:
     padded = (*components[:3], None, None, None)
     return padded[0], padded[1], padded[2]
@@ -101,23 +80,44 @@ IndexJson = dict[str, bytes]
 _INF = {float("inf"): "Infinity", float("-inf"): "-Infinity"}
 
 
-def encode_index(items: Sequence[tuple[str, IndexParams]]) -> IndexJson:
-    """The index rows of a batch of (type, rows) as JSON per table; infinite bounds travel as strings."""
+def encode_index_rows(items: Sequence[tuple[str, IndexRows]]) -> IndexJson:
+    """The index rows of a batch of (type, rows) as JSON per table, in one pass (the hot path of a bulk load's
+    workers); infinite bounds travel as strings."""
     per_table: dict[str, list[list[Any]]] = {}
-    for n, (rtype, params) in enumerate(items):
-        for table, values in params:
-            out = per_table.setdefault(table, [])
-            numeric = _numeric_positions(table)
-            if not numeric:
-                out.extend([n, rtype, *v] for v in values)
+    for n, (rtype, rows) in enumerate(items):
+        for table, attr in ROW_FIELDS.items():
+            values = getattr(rows, attr)
+            if not values:
                 continue
-            for v in values:
-                row = [n, rtype, *v]
-                for k in numeric:
-                    if row[k] in _INF:
-                        row[k] = _INF[row[k]]
-                out.append(row)
+            get, numeric = ROW_GETTERS[table], _numeric_positions(table)
+            out = per_table.setdefault(table, [])
+            if _single_column(table):
+                out.extend([n, rtype, get(v)] for v in values)
+            elif not numeric:
+                out.extend([n, rtype, *get(v)] for v in values)
+            else:
+                for v in values:
+                    row = [n, rtype, *get(v)]
+                    for k in numeric:
+                        if row[k] in _INF:
+                            row[k] = _INF[row[k]]
+                    out.append(row)
+        if rows.composites:
+            per_table.setdefault("idx_composite", []).extend(
+                [n, rtype, c.param, *_pad3(c.components)] for c in rows.composites
+            )
+        if rows.compartments:
+            per_table.setdefault("compartment", []).extend(
+                [n, rtype, c.comp_type, c.comp_id] for c in set(rows.compartments)
+            )
+        if rows.text:
+            per_table.setdefault("fulltext_rows", []).append([n, rtype, rows.text])
     return {table: orjson.dumps(rows) for table, rows in per_table.items()}
+
+
+@functools.cache
+def _single_column(table: str) -> bool:
+    return len(_columns(table)) == 1
 
 
 def decode_index(index: IndexJson) -> dict[int, IndexParams]:
