@@ -174,36 +174,34 @@ class MatchService:
         return new_id()
 
     # --- matching one record -------------------------------------------------------------------------
-    def candidates(
-        self, sql: Any, record: MatchRecord, keys: Sequence[str] | None = None
-    ) -> tuple[list[Candidate], dict[str, list[tuple[MatchRecord, str]]]]:
-        """The record's candidates, decided, and every record already in their Persons (with assurance)."""
+    def candidates(self, sql: Any, record: MatchRecord, keys: Sequence[str] | None = None) -> list[Candidate]:
+        """The record's candidates, decided."""
         keys = blocking_keys(record) if keys is None else keys
         capped = [(k, key_cap(k) if self.block_cap is None else self.block_cap) for k in keys]
-        rows = sql.candidates(capped, record.patient_id, self.candidate_limit)
-        groups: dict[str, list[tuple[MatchRecord, str]]] = defaultdict(list)
-        out = []
-        for patient_id, person_id, assurance, features, shared in rows:
-            if patient_id == record.patient_id:
-                continue  # this record's own earlier version: it is being matched again
-            other = MatchRecord.from_json(features)
-            groups[person_id].append((other, assurance))
-            if shared is not None:
-                out.append(Candidate(other, person_id, decide(record, other, self.weights)))
-        out.sort(key=lambda c: c.record.patient_id)
-        return out, groups
+        return [
+            Candidate(other, person_id, decide(record, other, self.weights))
+            for other, person_id in (
+                (MatchRecord.from_json(features), person_id)
+                for _, person_id, _, features in sql.candidates(capped, record.patient_id, self.candidate_limit)
+            )
+        ]
 
     def plan(
         self, sql: Any, record: MatchRecord, keys: Sequence[str] | None = None, *, with_rules: bool = True
     ) -> Plan:
         """Decide the Person of an arriving record from its candidates, the groups they belong to and the rules
         people have recorded (`with_rules` False: none can name this record yet)."""
-        found, groups = self.candidates(sql, record, keys)
+        found = self.candidates(sql, record, keys)
         rules = sql.rules_for([record.patient_id]) if with_rules else []
         forced = {b if a == record.patient_id else a for a, b, rule in rules if rule == "link"}
         cannot = {tuple(sorted((a, b))) for a, b, rule in rules if rule == "nolink"}
         cannot_pairs = {(a, b) for a, b in cannot} | {(b, a) for a, b in cannot}
-        persons = list(dict.fromkeys(c.person_id for c in found))
+        persons = {  # only a Person the record might join or be reviewed with needs its other records read
+            c.person_id
+            for c in found
+            if c.decision.outcome in (Outcome.LINK, Outcome.REVIEW) or c.record.patient_id in forced
+        }
+        groups = self._groups(sql, persons, record.patient_id, {c.record.patient_id: c.record for c in found})
         ok = {p for p in persons if group_conflict([r for r, _ in groups[p]], [record], cannot_pairs) is None}
         forced_persons = [c.person_id for c in found if c.record.patient_id in forced and c.person_id in ok]
         linkable = sorted(
@@ -220,6 +218,18 @@ class MatchService:
             target, assurance = None, founder_assurance(record)
         reviews = self._reviews(found, target, ok, cannot_pairs, record)
         return Plan(target, assurance, reviews, groups[target] if target else [])
+
+    @staticmethod
+    def _groups(
+        sql: Any, person_ids: set[str], patient_id: str, known: dict[str, MatchRecord]
+    ) -> dict[str, list[tuple[MatchRecord, str]]]:
+        """Each Person's records with their assurance, leaving out `patient_id` (the record being matched again);
+        `known`: records already decoded."""
+        groups: dict[str, list[tuple[MatchRecord, str]]] = defaultdict(list)
+        for pid, person_id, assurance, features in sql.members(sorted(person_ids)) if person_ids else ():
+            if pid != patient_id:
+                groups[person_id].append((known.get(pid) or MatchRecord.from_json(features), assurance))
+        return groups
 
     @staticmethod
     def _reviews(
@@ -315,6 +325,6 @@ class MatchService:
         """Candidates for a Patient resource that is not (necessarily) stored, best first: `$match`."""
         record = extract(resource, str(resource.get("id") or ""))
         with self.mpi.reading() as sql:
-            found, _ = self.candidates(sql, record)
+            found = self.candidates(sql, record)
         found.sort(key=lambda c: (c.decision.outcome is not Outcome.LINK, -c.decision.weight))
         return found[:limit]

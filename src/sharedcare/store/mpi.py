@@ -27,13 +27,18 @@ CHUNK = 500
 
 
 def mpi_ddl(d: Dialect) -> list[str]:
+    """The MPI tables. Records and blocking keys are written on every Patient write, so on SQLite they are stored
+    in their primary key's order (WITHOUT ROWID): one B-tree less to update per row. Stores created before keep
+    their rowid tables and `mpi_block_key` index, which the same statements use."""
     real = d.real
+    clustered = " WITHOUT ROWID" if d.name == "sqlite" else ""
     return [
-        """CREATE TABLE IF NOT EXISTS mpi_record (
-            patient_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, assurance TEXT NOT NULL, features TEXT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS mpi_record (
+            patient_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, assurance TEXT NOT NULL, features TEXT NOT NULL
+            ){clustered}""",
         "CREATE INDEX IF NOT EXISTS mpi_record_person ON mpi_record (person_id)",
-        "CREATE TABLE IF NOT EXISTS mpi_block (key TEXT NOT NULL, patient_id TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS mpi_block_key ON mpi_block (key, patient_id)",
+        "CREATE TABLE IF NOT EXISTS mpi_block (key TEXT NOT NULL, patient_id TEXT NOT NULL, "
+        f"PRIMARY KEY (key, patient_id)){clustered}",
         "CREATE INDEX IF NOT EXISTS mpi_block_patient ON mpi_block (patient_id)",
         f"""CREATE TABLE IF NOT EXISTS mpi_review (
             task_id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, candidate_id TEXT NOT NULL,
@@ -78,10 +83,9 @@ class MpiSql:
             self.cur.executemany(self.d.sql(sql), rows)
 
     # --- records and blocks ---------------------------------------------------------------------------
-    def candidates(self, keys: Sequence[tuple[str, int]], exclude: str, limit: int) -> list[tuple[Any, ...]]:
-        """The records sharing a blocking key with `keys` ((key, cap) pairs), at most `limit` of them, those sharing
-        most keys first, and everyone already grouped with them, in one statement: (patient_id, person_id,
-        assurance, features, shared) rows, `shared` (keys in common) None for a record only grouped with one.
+    def candidates(self, keys: Sequence[tuple[str, int]], exclude: str, limit: int) -> list[tuple[str, str, str, str]]:
+        """(patient_id, person_id, assurance, features) of the records sharing a blocking key with `keys` ((key, cap)
+        pairs), at most `limit` of them, those sharing most keys first, in one statement.
 
         A key held by more records than its cap is too common to pair on and is skipped; each key's rows are read
         at most cap + 1 at a time, so the cost stays bounded however many records share one value."""
@@ -94,9 +98,8 @@ class MpiSql:
             "usable AS (SELECT key FROM hits GROUP BY key HAVING COUNT(*) <= MAX(cap)), "
             "cand AS (SELECT patient_id, COUNT(*) AS shared FROM hits WHERE key IN (SELECT key FROM usable) "
             "AND patient_id <> ? GROUP BY patient_id ORDER BY shared DESC, patient_id LIMIT ?) "
-            "SELECT r.patient_id, r.person_id, r.assurance, r.features, c.shared FROM mpi_record r "
-            "LEFT JOIN cand c ON c.patient_id = r.patient_id WHERE r.person_id IN "
-            "(SELECT m.person_id FROM mpi_record m JOIN cand k ON k.patient_id = m.patient_id)",
+            "SELECT r.patient_id, r.person_id, r.assurance, r.features FROM cand c "
+            "JOIN mpi_record r ON r.patient_id = c.patient_id ORDER BY c.shared DESC, r.patient_id",
             [*(x for key, cap in keys for x in (cap, key, cap + 1)), exclude, limit],
         )
 
@@ -150,14 +153,19 @@ class MpiSql:
         """The record's blocking keys; `new` when it has none yet (its first match), so nothing to delete."""
         if not new:
             self._exec("DELETE FROM mpi_block WHERE patient_id = ?", (patient_id,))
-        self._many("INSERT INTO mpi_block (key, patient_id) VALUES (?, ?)", [(k, patient_id) for k in keys])
+        self._many(
+            "INSERT INTO mpi_block (key, patient_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(k, patient_id) for k in keys],
+        )
 
     def replace_all(self, records: Sequence[tuple[str, str, str, str]], blocks: Sequence[tuple[str, str]]) -> None:
-        """Swap in a whole re-linked index (batch re-link)."""
+        """Swap in a whole re-linked index (batch re-link), inserted in key order (the tables' own order)."""
         self._exec("DELETE FROM mpi_record")
         self._exec("DELETE FROM mpi_block")
-        self._many("INSERT INTO mpi_record (patient_id, person_id, assurance, features) VALUES (?, ?, ?, ?)", records)
-        self._many("INSERT INTO mpi_block (key, patient_id) VALUES (?, ?)", blocks)
+        self._many(
+            "INSERT INTO mpi_record (patient_id, person_id, assurance, features) VALUES (?, ?, ?, ?)", sorted(records)
+        )
+        self._many("INSERT INTO mpi_block (key, patient_id) VALUES (?, ?) ON CONFLICT DO NOTHING", sorted(blocks))
 
     # --- review queue -------------------------------------------------------------------------------
     def add_review(self, task_id: str, patient_id: str, candidate_id: str, weight: float, created: str) -> None:
