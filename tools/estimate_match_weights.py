@@ -42,7 +42,7 @@ from sharedcare.matching.features import MatchRecord, extract  # noqa: E402
 from sharedcare.matching.relink import candidate_pairs  # noqa: E402
 
 # EM sessions: blocking-key prefix -> the fields that rule makes agree (masked in that session)
-SESSIONS = {"d": frozenset({"dob"}), "s": frozenset({"given", "family"})}
+SESSIONS = {"d": frozenset({"dob", "sex"}), "s": frozenset({"given", "family"})}
 
 OUT = ROOT / "src" / "sharedcare" / "matching" / "weights.json"
 
