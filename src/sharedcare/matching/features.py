@@ -6,6 +6,7 @@ still the same person: the comparison takes the best agreement over the pairs.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, fields
@@ -67,8 +68,10 @@ def normalise_name(raw: object) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def phonetic(name: str) -> str:
-    """A phonetic code (Metaphone) so Catherine/Kathryn and Smith/Smyth agree; empty for an empty name."""
+    """A phonetic code (Metaphone) so Catherine/Kathryn and Smith/Smyth agree; empty for an empty name. Cached:
+    names repeat, and every comparison and blocking key asks."""
     return jellyfish.metaphone(name) if name else ""
 
 
@@ -79,6 +82,7 @@ def normalise_postcode(raw: object) -> str | None:
     return code if _POSTCODE.match(code) else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def postcode_parts(code: str) -> tuple[str, str]:
     """(outward code, sector) e.g. ("LS1", "LS1 4") for LS14AB."""
     m = _POSTCODE.match(code)

@@ -133,8 +133,10 @@ class MatchService:
             person_id, members = self._own_person(sql, patient_id, old_person), [(record, plan.assurance)]
         sql.put_record(patient_id, person_id, plan.assurance, features)
         resource_ = person_resource(person_id, members)
-        if person_id == old_person or plan.person_id is not None:
+        if person_id == old_person:  # matched again into its own Person: unchanged, perhaps
             self.save_if_changed(txn, "Person", person_id, resource_)
+        elif plan.person_id is not None:  # it joins this Person: a new link, so a new version whatever else
+            self.save_if_changed(txn, "Person", person_id, resource_, changed=True)
         else:  # a Person founded now, under a fresh id: nothing to read back or compare with
             self.repo.save_in(txn, "Person", person_id, resource_, 1, "POST")
         if old_person and old_person != person_id:
@@ -254,9 +256,12 @@ class MatchService:
         members = [(MatchRecord.from_json(f), a) for _, _, a, f in sql.members([person_id])]
         return self.save_if_changed(txn, "Person", person_id, person_resource(person_id, members)) is not None
 
-    def save_if_changed(self, txn: Txn, type: str, id: str, resource: JSON) -> StoredResource | None:
+    def save_if_changed(
+        self, txn: Txn, type: str, id: str, resource: JSON, *, changed: bool = False
+    ) -> StoredResource | None:
+        """Save a new version unless the current one says the same; `changed`: known to differ, not compared."""
         current = txn.current(type, id)
-        if current is not None and current.body is not None:
+        if not changed and current is not None and current.body is not None:
             old = orjson.loads(current.body)
             old.pop("meta", None)
             if old == resource:
