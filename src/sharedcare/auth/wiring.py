@@ -42,6 +42,7 @@ from sharedcare.auth.ratelimit import RateLimiter
 from sharedcare.auth.registry import Registry
 from sharedcare.auth.tokens import TokenService
 from sharedcare.service.boundary import Boundary, BoundaryConfig
+from sharedcare.store.schema import pending_ddl
 
 log = logging.getLogger("sharedcare.security")
 BANNER = (
@@ -57,7 +58,7 @@ def init_schema(store: Any) -> None:
     d = store.dialect
     with store.writing() as cur:
         store.lock_key(cur, "security-schema")
-        for stmt in [*access_tables.ddl(d), *audit_log.ddl(d), *auth_schema.ddl(d)]:
+        for stmt in pending_ddl(cur, d, [*access_tables.ddl(d), *audit_log.ddl(d), *auth_schema.ddl(d)]):
             cur.execute(stmt)
 
 

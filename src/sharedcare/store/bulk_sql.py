@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from sharedcare.fhir.index_rows import IndexRows
-from sharedcare.store.schema import INDEX_TABLES, NUMERIC_COLUMNS
+from sharedcare.store.schema import INDEX_TABLES, NUMERIC_COLUMNS, pending_ddl
 from sharedcare.store.sqlstore import ROW_FIELDS, ROW_GETTERS, SqlStore, SqlTxn
 
 IndexParams = list[tuple[str, list[tuple[Any, ...]]]]
@@ -48,7 +48,7 @@ BULK_DDL = [
 def ensure_schema(store: SqlStore) -> None:
     """Create the bulk tables if missing (idempotent; cheap enough to call whenever a bulk component starts)."""
     with store.writing() as cur:
-        for stmt in BULK_DDL:
+        for stmt in pending_ddl(cur, store.dialect, BULK_DDL):
             cur.execute(stmt)
 
 

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sharedcare.store.schema import Dialect
+from sharedcare.store.schema import Dialect, pending_ddl
 from sharedcare.store.search_exec import Restrict
 from sharedcare.store.sqlstore import SqlStore
 
@@ -363,7 +363,7 @@ class MpiStore:
     def ensure_schema(self) -> None:
         def work(txn: Any) -> None:
             txn.lock("schema:mpi")
-            for stmt in mpi_ddl(self.store.dialect):
+            for stmt in pending_ddl(txn.cur, self.store.dialect, mpi_ddl(self.store.dialect)):
                 txn.cur.execute(stmt)
 
         self.store.transact(work)

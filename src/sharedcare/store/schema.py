@@ -8,7 +8,10 @@ only; the store replaces them in the same transaction as the write.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 SCHEMA_VERSION = 1  # the baseline a new store starts at; every later change is a numbered store/migrations step
 
@@ -118,3 +121,33 @@ def search_ddl(d: Dialect) -> list[str]:
         """CREATE TRIGGER IF NOT EXISTS fulltext_rows_ad AFTER DELETE ON fulltext_rows BEGIN
             INSERT INTO fulltext_fts (fulltext_fts, rowid, content) VALUES ('delete', old.rid, old.content); END""",
     ]
+
+
+_CREATES = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
+_TRIGGER = re.compile(r"CREATE\s+OR\s+REPLACE\s+TRIGGER\s+(\w+)", re.IGNORECASE)
+_FUNCTION = re.compile(r"CREATE\s+OR\s+REPLACE\s+FUNCTION\s+(\w+)", re.IGNORECASE)
+
+
+def pending_ddl(cur: Any, d: Dialect, statements: Sequence[str]) -> list[str]:
+    """The statements that create something not there yet.
+
+    On PostgreSQL even `CREATE INDEX IF NOT EXISTS` of an existing index, or `CREATE OR REPLACE TRIGGER`, takes a
+    lock on its table; a second process starting beside a busy server (an import, a CLI command) then deadlocked
+    with the server's writers. Objects already present are skipped, so starting takes no table lock. SQLite: all
+    (its writer lock already serialises DDL with writes)."""
+    if d.name != "postgresql":
+        return list(statements)
+    out = []
+    for stmt in statements:
+        if m := _CREATES.match(stmt.strip()):
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (m.group(1),))
+        elif m := _TRIGGER.match(stmt.strip()):
+            cur.execute("SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = %s)", (m.group(1),))
+        elif m := _FUNCTION.match(stmt.strip()):
+            cur.execute("SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = %s)", (m.group(1),))
+        else:
+            out.append(stmt)
+            continue
+        if not cur.fetchone()[0]:
+            out.append(stmt)
+    return out
