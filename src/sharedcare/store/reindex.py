@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from sharedcare.store.schema import pending_ddl
 from sharedcare.store.sqlstore import SqlStore, SqlTxn, utc_now
 from sharedcare.types import JSON, StoredResource
 
@@ -97,7 +98,8 @@ class Reindexer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         with store.writing() as cur:
-            cur.execute(DDL)
+            for stmt in pending_ddl(cur, store.dialect, [DDL]):
+                cur.execute(stmt)
         self.sync()
 
     # ------------------------------------------------------------------------------------------ readiness

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.search.model import PagePosition, SearchRequest, SearchResult
 from sharedcare.store.base import HistoryPage, HistoryQuery
-from sharedcare.store.schema import INDEX_TABLES, Dialect, ddl
+from sharedcare.store.schema import INDEX_TABLES, Dialect, ddl, pending_ddl
 from sharedcare.store.search_exec import Restrict, run_search
 from sharedcare.store.searchsql import ConditionCompiler
 from sharedcare.types import StoredResource
@@ -122,7 +122,7 @@ class SqlStore:
 
     # --- schema -----------------------------------------------------------------------------------
     def create_schema(self, cur: Any) -> None:
-        for stmt in ddl(self.dialect):
+        for stmt in pending_ddl(cur, self.dialect, ddl(self.dialect)):
             cur.execute(stmt)
 
     # --- reads ------------------------------------------------------------------------------------
