@@ -3,7 +3,8 @@
 Layout under the output directory:
   ndjson/<ODS>/<ResourceType>.ndjson   one resource per line, as that organisation publishes it
   bundles/<ODS>.ndjson                 one transaction Bundle per line (PUT with the source's ids), loadable as is
-  ground_truth.csv                     organisation_ods,patient_id,person_key (same key = same person)
+  ground_truth.csv                     organisation_ods,patient_id,person_key (same key = same identity; the
+                                       key P0000123-2 is P0000123's new identity, never to be linked to it)
   manifest.json                        seed, size, reference date, organisations, counts
 
 Lines are buffered per file up to a fixed total and then appended, so memory stays flat however many people are
