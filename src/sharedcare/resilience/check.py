@@ -29,10 +29,9 @@ import orjson
 
 from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.store.migrations import LATEST, current_version
-from sharedcare.store.sqlstore import SqlStore
+from sharedcare.store.sqlstore import INDEX_ROW_TABLES, SqlStore
 
 INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([^)]*)\)", re.IGNORECASE)
-DELETE = re.compile(r"\s*DELETE\s+FROM\s+(\w+)", re.IGNORECASE)
 MAX_LISTED = 200
 
 
@@ -75,17 +74,12 @@ class RecordingCursor:
 
     def __init__(self) -> None:
         self.rows: dict[tuple[str, tuple[str, ...]], Counter[tuple[Any, ...]]] = defaultdict(Counter)
-        self.tables: list[str] = []
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
         m = INSERT.match(sql)
         if m:
             cols = tuple(c.strip() for c in m.group(2).split(","))
             self.rows[(m.group(1), cols)][normalise_row(params)] += 1
-            return
-        d = DELETE.match(sql)
-        if d and d.group(1) not in self.tables:
-            self.tables.append(d.group(1))
 
     def executemany(self, sql: str, seq: Iterable[Iterable[Any]]) -> None:
         for params in seq:
@@ -117,9 +111,7 @@ def check_store(
     progress: Callable[[int], None] | None = None,
 ) -> CheckReport:
     report = CheckReport()
-    probe = RecordingCursor()
-    store.delete_index_rows(probe, 0)
-    index_tables = probe.tables
+    index_tables = list(INDEX_ROW_TABLES)
     columns: dict[str, tuple[str, ...]] = {}
     with store.reading() as cur:
         version = current_version(cur)
