@@ -20,8 +20,11 @@ def int_param(req: FhirRequest, name: str, default: int) -> int:
 def instant_param(req: FhirRequest, name: str) -> str | None:
     """A FHIR instant in the store's fixed-width UTC form, so it compares as text with `last_updated`."""
     raw = req.param(name)
-    if raw is None:
-        return None
+    return None if raw is None else parse_instant(raw, name)
+
+
+def parse_instant(raw: str, name: str) -> str:
+    """`raw` as the store's fixed-width UTC instant; a located error names the parameter `name`."""
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ from sharedcare.capability import OperationInfo
 from sharedcare.errors import InvalidRequest, MethodNotAllowed, NotFound, NotSupported
 from sharedcare.fhir.outcome import information, outcome_bytes
 from sharedcare.fhir.resource import check_id, parse_json
+from sharedcare.request_params import parse_instant
 from sharedcare.types import FhirRequest, FhirResponse, Issue
 
 EXPORT_DEFINITION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
@@ -86,7 +86,7 @@ def export_spec(path: list[str], params: list[tuple[str, str]], *, lenient: bool
     if patients and level == "system":
         raise InvalidRequest("The patient parameter applies to Patient and Group level exports")
     since = next((v for name, v in params if name == "_since"), None)
-    return ExportSpec(level, group, types, _instant(since) if since else None, tuple(filters), patients)
+    return ExportSpec(level, group, types, parse_instant(since, "_since") if since else None, tuple(filters), patients)
 
 
 def may_use_job(jobs: BulkJobs, job_id: str, actor: Any) -> bool:
@@ -208,13 +208,3 @@ def _request_url(req: FhirRequest) -> str:
 
     query = f"?{urlencode(req.query)}" if req.query else ""
     return f"{req.base_url}/{'/'.join(req.path)}{query}"
-
-
-def _instant(raw: str) -> str:
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(f"_since must be a FHIR instant such as 2024-01-31T10:00:00Z, got '{raw}'") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -26,6 +26,7 @@ from sharedcare.matching.curation import Curation
 from sharedcare.matching.relink import relink
 from sharedcare.matching.service import MatchService
 from sharedcare.operations.parameters import operation_inputs, parameters, reference_id
+from sharedcare.request_params import int_param
 from sharedcare.types import FhirRequest, FhirResponse
 
 Handler = Callable[[FhirRequest], FhirResponse]
@@ -37,8 +38,8 @@ def mpi_operations(service: MatchService, repo: Any, default_count: int, max_cou
 
     def queue(req: FhirRequest) -> FhirResponse:
         _at(req, "$review-queue", ("GET", "HEAD"))
-        count = min(_int(req, "_count", default_count), max_count)
-        offset = _int(req, "_offset", 0)
+        count = min(int_param(req, "_count", default_count), max_count)
+        offset = int_param(req, "_offset", 0)
         with service.mpi.reading() as sql:
             task_ids, total = sql.open_reviews(count, offset)
         entries = [
@@ -111,12 +112,3 @@ def _who(inputs: dict[str, Any]) -> str:
 
 def _answer(values: dict[str, Any]) -> FhirResponse:
     return FhirResponse(200, orjson.dumps(parameters(values)))
-
-
-def _int(req: FhirRequest, name: str, default: int) -> int:
-    raw = req.param(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer, got '{raw}'")
-    return int(raw)
