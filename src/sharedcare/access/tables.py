@@ -59,9 +59,6 @@ class AccessTables:
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
 
-    def rid(self, cur: Any, type: str, id: str) -> int | None:
-        return self.rids(cur, [(type, id)]).get((type, id))
-
     def rids(self, cur: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
         by_type: dict[str, list[str]] = {}
         for type, id in keys:
@@ -76,14 +73,8 @@ class AccessTables:
                 out.update({(type, row[0]): int(row[1]) for row in cur.fetchall()})
         return out
 
-    def current_patients(self, cur: Any, rid: int) -> set[str]:
-        return self.current_patients_of(cur, [rid]).get(rid, set())
-
     def current_patients_of(self, cur: Any, rids: Sequence[int]) -> dict[int, set[str]]:
         return self._by_rid(cur, "SELECT rid, comp_id FROM compartment WHERE comp_type = 'Patient' AND rid IN", rids)
-
-    def past_patients(self, cur: Any, rid: int) -> set[str]:
-        return self.past_patients_of(cur, [rid]).get(rid, set())
 
     def past_patients_of(self, cur: Any, rids: Sequence[int]) -> dict[int, set[str]]:
         return self._by_rid(cur, "SELECT rid, patient FROM access_member WHERE rid IN", rids)
@@ -103,20 +94,6 @@ class AccessTables:
         )
         row = cur.fetchone()
         return (row[0], row[1]) if row else None
-
-    def record(
-        self,
-        cur: Any,
-        rid: int,
-        stored: Any,
-        resource: dict[str, Any] | None,
-        patients: set[str],
-        source_org: str | None,
-        source_agent: str,
-        resolve: derive.Resolver,
-    ) -> None:
-        """Record one saved version (resource None: a deletion)."""
-        self.record_many(cur, [Saved(rid, stored, resource, patients, source_org)], source_agent, resolve)
 
     def record_many(self, cur: Any, saved: Sequence[Saved], source_agent: str, resolve: derive.Resolver) -> None:
         """Record saved versions of distinct resources, each table filled with one statement."""

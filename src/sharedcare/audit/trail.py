@@ -93,9 +93,6 @@ class AuditTrail:
         """The repository write hook: one event per write, or per patient and action for a batch."""
         return WriteAudit(self)
 
-    def on_write(self, txn: Any, stored: StoredResource, resource: dict[str, Any] | None) -> None:
-        self.on_write_many(txn, [(stored, resource)])
-
     def on_write_many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
         """Stage the AuditEvents of saved versions: versions that touch the same patients with the same action
         share one event listing them all, so a bulk load is fully audited without an event per resource, and
