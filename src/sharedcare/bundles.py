@@ -19,6 +19,7 @@ from sharedcare.fhir.bundle import Entry, bundle_bytes
 from sharedcare.fhir.outcome import outcome
 from sharedcare.fhir.resource import check_id, new_id, parse_json
 from sharedcare.service.repository import (
+    PendingWrite,
     Repository,
     WriteResult,
     parse_criteria,
@@ -141,9 +142,40 @@ class BundleProcessor:
             if p.method in ("POST", "PUT"):
                 with located(p):
                     rewrite_references(p.resource, lambda ref: self.resolve_reference(txn, ref, resolved))
-        for p in writes:
+        self.save_all(txn, writes)
+
+    def save_all(self, txn: Txn, writes: list[Planned]) -> None:
+        """Creates and updates saved together (set-based), then patches and matched creates one by one.
+
+        When two entries resolved to the same resource (conditional URLs may), each must see the other's version:
+        then everything is saved in order, one by one."""
+        targets = [p.target for p in writes if p.method != "DELETE"]
+        if len(set(targets)) != len(targets):
+            for p in writes:
+                with located(p):
+                    self.save(txn, p)
+            return
+        batched = [p for p in writes if p.method == "PUT" or (p.method == "POST" and not p.matched)]
+        pending = []
+        for p in batched:
             with located(p):
-                self.save(txn, p)
+                pending.append(self.pending(p))
+        results = self.repo.save_many_in(txn, pending, lambda n: located(batched[n]))
+        for p, result in zip(batched, results, strict=True):
+            p.result = result
+        for p in writes:
+            if p.method == "PATCH" or (p.method == "POST" and p.matched):
+                with located(p):
+                    self.save(txn, p)
+
+    def pending(self, p: Planned) -> PendingWrite:
+        assert p.target is not None
+        rtype, _, rid = p.target.partition("/")
+        if p.method == "POST":
+            return PendingWrite("POST", rtype, rid, p.resource)
+        if p.query is None:
+            self.repo.check_update_body(rtype, rid, p.resource)
+        return PendingWrite("PUT", rtype, rid, p.resource, parse_if_match(p.if_match))
 
     def delete(self, txn: Txn, p: Planned) -> None:
         if p.query is not None:

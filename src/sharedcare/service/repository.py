@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl
 
 import jsonpatch
@@ -28,7 +29,10 @@ from sharedcare.errors import (
 )
 from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.fhir.resource import check_id, new_id, stamp
+from sharedcare.store import batch_write
 from sharedcare.store.base import HistoryPage, HistoryQuery, Store, Txn
+from sharedcare.store.batch_write import NewVersion
+from sharedcare.store.sqlstore import SqlTxn
 from sharedcare.types import JSON, Issue, StoredResource
 
 WriteHook = Callable[[Txn, StoredResource, JSON | None], None]
@@ -55,6 +59,17 @@ class WriteResult:
     stored: StoredResource
     created: bool = False
     changed: bool = True  # False when a conditional create matched an existing resource
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """A create (POST, new id) or update (PUT) for `save_many_in`, its body already validated."""
+
+    method: str  # POST | PUT
+    type: str
+    id: str
+    resource: JSON
+    expected: int | None = None  # If-Match version (PUT)
 
 
 def parse_criteria(query: str) -> list[tuple[str, str]]:
@@ -272,6 +287,40 @@ class Repository:
         stored = txn.save(type, id, version, method, body, self.indexer.index(stamped))
         self.run_hooks(txn, stored, stamped)
         return WriteResult(stored, created=version == 1)
+
+    def save_many_in(
+        self,
+        txn: Txn,
+        writes: Sequence[PendingWrite],
+        guard: Callable[[int], AbstractContextManager[None]] = lambda n: nullcontext(),
+    ) -> list[WriteResult]:
+        """Creates and updates of distinct resources, as `save_in` / `update_in` one after the other would make
+        them, with set-based SQL: one lock-and-read of the current versions, one insert per table.
+
+        Errors about the n-th write (a failed If-Match) are raised inside `guard(n)`, so the caller can say where
+        it came from. The write hooks then run over the saved versions in order."""
+        sql_txn = cast(SqlTxn, txn)  # every store is an SqlStore; the batch path needs its cursor
+        keys = [(w.type, w.id) for w in writes if w.method != "POST"]  # a POST's new id has no current version
+        current = batch_write.current_versions(sql_txn, keys)
+        items: list[NewVersion] = []
+        stamped_all: list[JSON] = []
+        created: list[bool] = []
+        for n, w in enumerate(writes):
+            cur = current.get((w.type, w.id))
+            if w.expected is not None and (cur is None or cur.version != w.expected):
+                have = "none" if cur is None else f'W/"{cur.version}"'
+                with guard(n):
+                    raise PreconditionFailed(f'If-Match W/"{w.expected}" does not match the current version ({have})')
+            version = 1 if cur is None else cur.version + 1
+            stamped, body = stamp(w.resource, w.id, version, txn.now)
+            rows = self.indexer.index(stamped)
+            items.append(NewVersion(w.type, w.id, version, w.method, body, rows, cur.rid if cur else 0))
+            stamped_all.append(stamped)
+            created.append(cur is None or cur.deleted)
+        saved = batch_write.save_versions(sql_txn, items)
+        for stored, stamped in zip(saved, stamped_all, strict=True):
+            self.run_hooks(txn, stored, stamped)
+        return [WriteResult(s, created=c) for s, c in zip(saved, created, strict=True)]
 
     def run_hooks(self, txn: Txn, stored: StoredResource, resource: JSON | None) -> None:
         deferred = _DEFERRED.get()
