@@ -424,7 +424,7 @@ class Http:
 class Server:
     """`sharedcare serve` as a separate process, open mode (no auth), quiet logs."""
 
-    def __init__(self, db: str, workdir: Path) -> None:
+    def __init__(self, db: str, workdir: Path, workers: int = 1) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
@@ -438,7 +438,7 @@ class Server:
             "SHAREDCARE_MAX_QUEUE": "1024",
             "SHAREDCARE_BULK_DIR": str(workdir / "bulk"),
         }
-        cmd = [str(ROOT / ".venv/bin/sharedcare"), "serve", "--db", db, "--port", str(self.port)]
+        cmd = [ROOT / ".venv/bin/sharedcare", "serve", "--db", db, "--port", str(self.port), "--workers", str(workers)]
         self.log = (workdir / "server.log").open("ab")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=self.log)
         for _ in range(600):
@@ -821,7 +821,7 @@ def run_backend(name: str, data: Dataset, args: argparse.Namespace, work: Path) 
         wanted = [s for s in args.scenarios if s not in ("import", "bundles")]
         if not wanted:
             return results
-        server = Server(backend.url, work)
+        server = Server(backend.url, work, args.server_workers)
         try:
             for scenario in wanted:
                 print(f"[{name}] {scenario} …", file=sys.stderr)
@@ -891,6 +891,9 @@ def main() -> None:
     parser.add_argument("--tx-resources", type=int, default=5000, help="resources sent as transaction Bundles")
     parser.add_argument("--bundle-resources", type=int, default=10_000, help="Synthea Bundle entries imported")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="import worker processes")
+    parser.add_argument(
+        "--server-workers", type=int, default=os.cpu_count() or 1, help="`sharedcare serve --workers` (processes)"
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "sharedcare-bench")
     args = parser.parse_args()
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -925,7 +928,8 @@ def save(results: list[Result], facts: dict[str, Any], data: Dataset, args: argp
             "patients": len(data.patients),
         },
         "settings": {"sqlite": "WAL, synchronous=FULL", "postgresql": "fsync=on, synchronous_commit=on"}
-        | {"scenarios": args.scenarios, "seconds": args.seconds, "workers": args.workers},
+        | {"scenarios": args.scenarios, "seconds": args.seconds, "workers": args.workers}
+        | {"server_workers": args.server_workers},
         "targets": TARGETS,
         "results": [asdict(r) | {"ratio_to_floor": r.ratio} for r in results],
     }

@@ -91,7 +91,9 @@ def open_store(url: str, registry: SearchParameterRegistry, settings: Settings) 
     raise InvalidRequest(f"Unsupported database URL {url!r}: use sqlite:///file.db or postgresql://...")
 
 
-def build(settings: Settings) -> Server:
+def build(settings: Settings, *, background: bool = True) -> Server:
+    """The whole server. `background=False` (a secondary serving process) leaves out the duties that must run
+    once per deployment: reindex jobs, the Subscription dispatcher, a replica's follower."""
     registry = SearchParameterRegistry.load()
     store = open_store(settings.db, registry, settings)
     if settings.auto_migrate:
@@ -143,6 +145,8 @@ def build(settings: Settings) -> Server:
     boundary = security.bind(router.handle)
     route_holder.append(boundary.handle_nested)
     ops = build_operations(settings, store, repo.indexer)
+    if not background:
+        ops.workers.clear()
     asgi = build_asgi(
         boundary.handle_http,
         max_body_bytes=settings.max_body_bytes,
@@ -151,5 +155,6 @@ def build(settings: Settings) -> Server:
         middleware=[*ops.middleware(), *security.middleware],
         lifespan=ops.lifespan,
     )
-    reindexer.start()
+    if background:
+        reindexer.start()
     return Server(settings, store, repo, router, asgi, ops, bulk, security, reindexer)

@@ -21,21 +21,37 @@ def main() -> None:
 )
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8080).")
-def serve(db: str | None, host: str | None, port: int | None) -> None:
+@click.option("--workers", default=None, type=int, help="Server processes sharing the port (default 1).")
+@click.option("--listen-fd", default=None, type=int, hidden=True, help="A secondary: serve this inherited socket.")
+def serve(db: str | None, host: str | None, port: int | None, workers: int | None, listen_fd: int | None) -> None:
     """Serve the FHIR R4 API at http://HOST:PORT/fhir."""
-    import uvicorn
+    import os
+    import socket
 
     from sharedcare.app import build
+    from sharedcare.serving import listening_socket, run_uvicorn, secondaries, watch_primary
 
-    settings = Settings.from_env(db=db, host=host, port=port)
-    server = build(settings)
-    click.echo(
-        f"sharedcare: FHIR R4 base at http://{settings.host}:{settings.port}/fhir  (store: {settings.db})"
-    )
-    try:
-        uvicorn.run(server.asgi, host=settings.host, port=settings.port, log_level="warning")
-    finally:
-        server.close()
+    settings = Settings.from_env(db=db, host=host, port=port, workers=workers)
+    if listen_fd is not None:  # a secondary started by the primary: requests only, no background duties
+        sock = socket.socket(fileno=listen_fd)
+        watch_primary(os.getppid())
+        server = build(settings, background=False)
+        try:
+            run_uvicorn(server.asgi, sock)
+        finally:
+            server.close()
+        return
+    sock = listening_socket(settings.host, settings.port)
+    server = build(settings)  # first: migrations and schema are settled before any secondary opens the store
+    with secondaries(settings.workers - 1, sock, settings):
+        click.echo(
+            f"sharedcare: FHIR R4 base at http://{settings.host}:{settings.port}/fhir  (store: {settings.db}"
+            + (f", {settings.workers} processes)" if settings.workers > 1 else ")")
+        )
+        try:
+            run_uvicorn(server.asgi, sock)
+        finally:
+            server.close()
 
 
 @main.command()

@@ -15,6 +15,9 @@ class Settings:
     )
     host: str = field(default="127.0.0.1", metadata={"help": "address the HTTP server listens on"})
     port: int = field(default=8080, metadata={"help": "port the HTTP server listens on"})
+    workers: int = field(
+        default=1, metadata={"help": "HTTP server processes sharing the port (one per core serves most)"}
+    )
     max_body_bytes: int = field(
         default=32 * 1024 * 1024, metadata={"help": "largest request body accepted; larger gets 413"}
     )

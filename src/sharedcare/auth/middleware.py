@@ -186,8 +186,11 @@ async def _outcome(send: Send, status: int, code: str, message: str, headers: li
     await send({"type": "http.response.body", "body": body})
 
 
-def client_rate_cache(lookup: Callable[[str], Any], ttl: float = 60.0) -> Callable[[str], float | None]:
-    """Per-client rate overrides from the registry, cached briefly so the edge does not query per request."""
+def client_rate_cache(
+    lookup: Callable[[str], Any], ttl: float = 60.0, share: float = 1.0
+) -> Callable[[str], float | None]:
+    """Per-client rate overrides from the registry, cached briefly so the edge does not query per request;
+    `share` is this process's part of the rate when several serve the port."""
     cache: dict[str, tuple[float | None, float]] = {}
 
     def rate(client_id: str) -> float | None:
@@ -196,7 +199,7 @@ def client_rate_cache(lookup: Callable[[str], Any], ttl: float = 60.0) -> Callab
         if hit is not None and now - hit[1] < ttl:
             return hit[0]
         client = lookup(client_id)
-        value = float(client.rate_limit) if client is not None and client.rate_limit else None
+        value = float(client.rate_limit) * share if client is not None and client.rate_limit else None
         cache[client_id] = (value, now)
         return value
 

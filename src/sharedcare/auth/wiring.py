@@ -140,7 +140,9 @@ def build_security(settings: Any, store: Any, repo: Any, types: frozenset[str]) 
         access_seconds=settings.access_token_seconds,
         refresh_seconds=settings.refresh_token_seconds,
     )
-    limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+    # Each of `workers` processes sees about that share of a client's requests, so each enforces that share.
+    share = 1 / max(1, settings.workers)
+    limiter = RateLimiter(settings.rate_limit_per_second * share, max(1, round(settings.rate_limit_burst * share)))
     endpoints = AuthEndpoints(tokens, registry, keys, trail, limiter, settings.public_url, _oidc(settings))
     security = Security(settings, store, keys, policy, trail, audit, registry, tokens, endpoints, limiter, types)
     _bind_repository(security, repo)
@@ -150,7 +152,7 @@ def build_security(settings: Any, store: Any, repo: Any, types: frozenset[str]) 
             tokens=tokens if settings.auth_required else None,
             limiter=limiter,
             record=lambda rec: trail.record(rec, wait=False),
-            client_rate=client_rate_cache(registry.client),
+            client_rate=client_rate_cache(registry.client, share=share),
             own_bearer_paths=("/fhir/_changes",) if getattr(settings, "feed_token", "") else (),
         )
     ]

@@ -10,9 +10,12 @@ from sharedcare.web.site import WebApp, build_web
 
 def web_for(security: Any, handle: Any) -> WebApp:
     """The web application on the server's security (local accounts) and its boundary's in-process `handle`."""
+    from sharedcare.store.web_sessions import SessionTable
     from sharedcare.web.accounts import LocalAccounts
+    from sharedcare.web.sessions import SessionStore
 
-    return build_web(handle, LocalAccounts(security))
+    sessions = SessionStore(table=SessionTable(security.store))  # known to every server process
+    return build_web(handle, LocalAccounts(security), sessions=sessions)
 
 
 __all__ = ["WebApp", "build_web", "web_for"]

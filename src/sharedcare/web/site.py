@@ -168,6 +168,7 @@ class WebApp:
             session = self.sessions.new()
         ctx = Ctx(self, request, session, form, started)
         response = self._guarded(ctx, view, roles)
+        self.sessions.save(ctx.session)
         if ctx.session is not session or fresh:  # a new or rotated session: (re)set the cookie
             response.headers.append("set-cookie", cookie_header(ctx.session.id, secure=self._secure(request)))
         return response
