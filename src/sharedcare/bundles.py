@@ -16,6 +16,7 @@ import orjson
 
 from sharedcare.errors import FhirError, InvalidRequest, MultipleMatches, NotFound, PreconditionFailed
 from sharedcare.fhir.bundle import Entry, bundle_bytes
+from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.fhir.outcome import outcome
 from sharedcare.fhir.resource import check_id, new_id, parse_json
 from sharedcare.service.repository import (
@@ -52,6 +53,9 @@ class Planned:
     result: WriteResult | None = None
     response: FhirResponse | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    rewrite: bool = True  # may hold references to rewrite (else known not to: see `BundleProcessor.prepare`)
+    preset_id: str | None = None  # a plain POST's new id, chosen before the transaction
+    rows: IndexRows | None = None  # index rows computed before the transaction
 
     @property
     def where(self) -> str:
@@ -101,6 +105,7 @@ class BundleProcessor:
             if p.method in ("POST", "PUT"):
                 with located(p):
                     self.repo.check(p.resource, p.type, f"{p.where}.resource.")
+        self.prepare(writes)
         self.repo.store.transact(lambda txn: self.run_writes(txn, writes))
         out = []
         for p in plan:
@@ -113,6 +118,28 @@ class BundleProcessor:
             else:
                 out.append(self.write_entry(req, p))
         return FhirResponse(200, bundle_bytes("transaction-response", out))
+
+    def prepare(self, writes: list[Planned]) -> None:
+        """Work done before the transaction opens, so not while holding the write lock: find the entries with no
+        reference to rewrite, give plain POSTs their ids, and index the entries whose content and id are final."""
+        full_urls = {p.full_url for p in writes if p.method in ("POST", "PUT", "PATCH") and p.full_url}
+        for p in writes:
+            if p.method not in ("POST", "PUT"):
+                continue
+            p.rewrite = any(self.rewritten(ref, full_urls) for ref in references(p.resource))
+            if p.method == "POST" and not p.if_none_exist:
+                p.preset_id = new_id()
+            rid = p.preset_id if p.method == "POST" else p.id if p.query is None else None
+            if rid is not None and not p.rewrite:
+                p.rows = self.repo.index_early(p.type, rid, p.resource)
+
+    def rewritten(self, ref: str, full_urls: set[str]) -> bool:
+        """Whether `resolve_reference` could replace `ref` (a full URL of the Bundle, a conditional reference, or
+        an unresolved urn: which it refuses)."""
+        if ref in full_urls or ref.startswith(("urn:uuid:", "urn:oid:")):
+            return True
+        type_name, sep, _ = ref.partition("?")
+        return bool(sep) and type_name in self.resource_types
 
     def run_writes(self, txn: Txn, writes: list[Planned]) -> None:
         """All the writes, their write hooks run once over the lot at the end (inside the same transaction)."""
@@ -139,7 +166,7 @@ class BundleProcessor:
                 if p.full_url and p.target:
                     resolved[p.full_url] = p.target
         for p in writes:
-            if p.method in ("POST", "PUT"):
+            if p.method in ("POST", "PUT") and p.rewrite:
                 with located(p):
                     rewrite_references(p.resource, lambda ref: self.resolve_reference(txn, ref, resolved))
         self.save_all(txn, writes)
@@ -172,10 +199,10 @@ class BundleProcessor:
         assert p.target is not None
         rtype, _, rid = p.target.partition("/")
         if p.method == "POST":
-            return PendingWrite("POST", rtype, rid, p.resource)
+            return PendingWrite("POST", rtype, rid, p.resource, rows=p.rows)
         if p.query is None:
             self.repo.check_update_body(rtype, rid, p.resource)
-        return PendingWrite("PUT", rtype, rid, p.resource, parse_if_match(p.if_match))
+        return PendingWrite("PUT", rtype, rid, p.resource, parse_if_match(p.if_match), p.rows)
 
     def delete(self, txn: Txn, p: Planned) -> None:
         if p.query is not None:
@@ -200,7 +227,7 @@ class BundleProcessor:
                 if ids:
                     p.target, p.matched = f"{p.type}/{ids[0]}", True
                     return
-            p.target = f"{p.type}/{new_id()}"
+            p.target = f"{p.type}/{p.preset_id or new_id()}"
         elif p.query is not None:
             txn.lock(f"conditional:{p.type}")
             ids = txn.search_ids(p.type, parse_criteria(p.query), 2)
@@ -427,6 +454,14 @@ def split_url(url: str, base: str) -> tuple[list[str], str]:
     if "://" in url:
         raise InvalidRequest(f"request.url '{url}' is not relative to this server's base")
     return [s for s in path.strip("/").split("/") if s], parts.query
+
+
+def references(node: Any) -> Iterator[str]:
+    """Every `reference` string (in Reference elements, at any depth)."""
+    for obj in _objects(node):
+        ref = obj.get("reference")
+        if isinstance(ref, str):
+            yield ref
 
 
 def rewrite_references(node: Any, resolve: Callable[[str], str]) -> None:

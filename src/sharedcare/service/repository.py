@@ -29,6 +29,7 @@ from sharedcare.errors import (
 )
 from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.fhir.resource import check_id, new_id, stamp
+from sharedcare.service.preindex import Preindexer
 from sharedcare.store import batch_write
 from sharedcare.store.base import HistoryPage, HistoryQuery, Store, Txn
 from sharedcare.store.batch_write import NewVersion
@@ -70,6 +71,7 @@ class PendingWrite:
     id: str
     resource: JSON
     expected: int | None = None  # If-Match version (PUT)
+    rows: IndexRows | None = None  # indexed before the transaction (`index_early`), finished inside it
 
 
 def parse_criteria(query: str) -> list[tuple[str, str]]:
@@ -97,6 +99,7 @@ class Repository:
     ) -> None:
         self.store, self.validator, self.indexer, self.validate = store, validator, indexer, validate
         self.write_hooks: list[WriteHook] = []
+        self.preindexer = Preindexer(indexer)
 
     # --- checks -----------------------------------------------------------------------------------
     def check(self, resource: Any, type: str, where: str = "") -> None:
@@ -288,6 +291,11 @@ class Repository:
         self.run_hooks(txn, stored, stamped)
         return WriteResult(stored, created=version == 1)
 
+    def index_early(self, type: str, id: str, resource: JSON) -> IndexRows | None:
+        """Index rows for `save_many_in`, computed before its transaction opens (so outside the write lock);
+        None when this type has to be indexed inside (see `preindex`)."""
+        return self.preindexer.early(type, id, resource)
+
     def save_many_in(
         self,
         txn: Txn,
@@ -304,6 +312,7 @@ class Repository:
         current = batch_write.current_versions(sql_txn, keys)
         items: list[NewVersion] = []
         stamped_all: list[JSON] = []
+        memo: dict[Any, Any] = {}
         created: list[bool] = []
         for n, w in enumerate(writes):
             cur = current.get((w.type, w.id))
@@ -313,7 +322,10 @@ class Repository:
                     raise PreconditionFailed(f'If-Match W/"{w.expected}" does not match the current version ({have})')
             version = 1 if cur is None else cur.version + 1
             stamped, body = stamp(w.resource, w.id, version, txn.now)
-            rows = self.indexer.index(stamped)
+            if w.rows is None:
+                rows = self.indexer.index(stamped)
+            else:
+                rows = self.preindexer.finish(w.type, w.rows, version, txn.now, memo)
             items.append(NewVersion(w.type, w.id, version, w.method, body, rows, cur.rid if cur else 0))
             stamped_all.append(stamped)
             created.append(cur is None or cur.deleted)

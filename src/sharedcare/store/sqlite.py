@@ -2,11 +2,17 @@
 
 Writes run one at a time under `BEGIN IMMEDIATE`, so a conditional create's check-then-insert cannot race
 another writer. Readers never block the writer (WAL) and see only committed data.
+
+Several server processes may share the file. SQLite makes a writer that finds the file locked poll with growing
+sleeps (up to 100 ms), so writers of different processes would mostly wait for nothing; they queue on an exclusive
+`flock` of a side file instead (`<db>-wlock`), which wakes the next one as soon as the lock is let go.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -28,8 +34,9 @@ class SQLiteStore(SqlStore):
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._lock_fd = _open_lock_file(path)
         self._writer = self._connect()
-        with self._write_lock:
+        with self._write_lock, self._process_lock():
             self._writer.execute("BEGIN IMMEDIATE")
             cur = self._writer.cursor()
             self.create_schema(cur)
@@ -70,8 +77,20 @@ class SQLiteStore(SqlStore):
             conn.execute("COMMIT")
 
     @contextlib.contextmanager
+    def _process_lock(self) -> Iterator[None]:
+        """Exclusive among the processes sharing the file (a no-op for an in-memory database)."""
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def writing(self) -> Iterator[Any]:
-        with self._write_lock:
+        with self._write_lock, self._process_lock():
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             cur = conn.cursor()
@@ -96,3 +115,12 @@ class SQLiteStore(SqlStore):
             self._readers.clear()
         with self._write_lock:
             self._writer.close()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+
+def _open_lock_file(path: str) -> int | None:
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return os.open(f"{path}-wlock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
