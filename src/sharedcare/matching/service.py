@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from sharedcare.fhir.resource import new_id
+from sharedcare.matching import person_batch
 from sharedcare.matching.blocking import blocking_keys, key_cap
 from sharedcare.matching.cluster import ASSURANCE_RANK, founder_assurance, group_conflict, link_assurance
 from sharedcare.matching.compare import describe
@@ -62,7 +63,8 @@ class MatchHook:
     """The MPI's repository write hook: a Patient is matched, a clinical fact fingerprinted.
 
     Called once per saved version; `many` takes a bulk load's batch: fingerprints in one statement per batch, then
-    each Patient matched in order, one by one, exactly as single writes would have been."""
+    each Patient matched in order, one by one, exactly as single writes would have been, their Persons' versions
+    written together at the end (`person_batch`)."""
 
     def __init__(self, service: MatchService) -> None:
         self.service = service
@@ -86,8 +88,13 @@ class MatchHook:
         if last:
             rows = [(t, i, fp) for (t, i), fp in last.items() if fp]
             self.service.mpi.within(txn).put_facts_many(list(stale), rows)
-        for stored, resource in written:
-            if stored.type == "Patient":
+        patients = [(stored, resource) for stored, resource in written if stored.type == "Patient"]
+        if len(patients) < 2:  # one Patient: saved as a single write saves it
+            for stored, resource in patients:
+                self.service.patient_written(txn, stored.id, resource, first=stored.version == 1)
+            return
+        with person_batch.collecting(txn, self.service.repo):
+            for stored, resource in patients:
                 self.service.patient_written(txn, stored.id, resource, first=stored.version == 1)
 
 
@@ -138,7 +145,11 @@ class MatchService:
         elif plan.person_id is not None:  # it joins this Person: a new link, so a new version whatever else
             self.save_if_changed(txn, "Person", person_id, resource_, changed=True)
         else:  # a Person founded now, under a fresh id: nothing to read back or compare with
-            self.repo.save_in(txn, "Person", person_id, resource_, 1, "POST")
+            batch = person_batch.active()
+            if batch is not None:
+                batch.save(txn, person_id, resource_, 1, "POST", new=True)
+            else:
+                self.repo.save_in(txn, "Person", person_id, resource_, 1, "POST")
         if old_person and old_person != person_id:
             self.write_person(txn, sql, old_person)
         if record.new_identity and plan.person_id is not None:
@@ -260,6 +271,9 @@ class MatchService:
         self, txn: Txn, type: str, id: str, resource: JSON, *, changed: bool = False
     ) -> StoredResource | None:
         """Save a new version unless the current one says the same; `changed`: known to differ, not compared."""
+        batch = person_batch.active() if type == "Person" else None
+        if batch is not None:
+            return self._save_in_batch(txn, batch, id, resource, changed)
         current = txn.current(type, id)
         if not changed and current is not None and current.body is not None:
             old = orjson.loads(current.body)
@@ -268,6 +282,17 @@ class MatchService:
                 return None
         version = 1 if current is None else current.version + 1
         return self.repo.save_in(txn, type, id, resource, version, "POST" if current is None else "PUT").stored
+
+    @staticmethod
+    def _save_in_batch(
+        txn: Txn, batch: person_batch.PersonBatch, id: str, resource: JSON, changed: bool
+    ) -> StoredResource | None:
+        """`save_if_changed` for a Person while a batch collects them (compared with the batch's latest version)."""
+        current = batch.current(txn, id)
+        if not changed and current is not None and current[1] is not None and current[1] == resource:
+            return None
+        version = 1 if current is None else current[0] + 1
+        return batch.save(txn, id, resource, version, "POST" if current is None else "PUT")
 
     def sync_reviews(self, txn: Txn, sql: Any, patient_id: str, wanted: Sequence[Candidate]) -> None:
         """Open a review Task per wanted pair not already open; cancel this record's open ones no longer wanted."""
