@@ -52,6 +52,9 @@ class PostgresStore(SqlStore):
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
 
+    def pipeline(self, cur: Any) -> contextlib.AbstractContextManager[Any]:
+        return cur.connection.pipeline()  # type: ignore[no-any-return]
+
     def lock_key(self, cur: Any, key: str) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (key,))
 

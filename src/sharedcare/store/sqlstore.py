@@ -64,35 +64,40 @@ class SqlTxn:
     def save(
         self, type: str, id: str, version: int, method: str, body: bytes | None, rows: IndexRows | None
     ) -> StoredResource:
+        """One version. Only the resource's key is read back; everything after it is sent without waiting for
+        answers (PostgreSQL pipeline mode: three round trips instead of a dozen)."""
         d, cur = self._d, self.cur
-        cur.execute(d.sql("SELECT rid FROM resources WHERE type = ? AND id = ?"), (type, id))
-        found = cur.fetchone()
-        rid = found[0] if found else None
-        if rid is None:
+        with self.store.pipeline(cur):
+            cur.execute(d.sql("SELECT rid FROM resources WHERE type = ? AND id = ?"), (type, id))
+            found = cur.fetchone()
+            rid = found[0] if found else None
+            if rid is None:
+                cur.execute(
+                    d.sql(
+                        "INSERT INTO resources (type, id, version, seq, last_updated, deleted) "
+                        "VALUES (?, ?, ?, 0, ?, ?) RETURNING rid"
+                    ),
+                    (type, id, version, self.now, body is None),
+                )
+                rid = cur.fetchone()[0]
+            else:
+                self.store.delete_index_rows(cur, rid)
             cur.execute(
                 d.sql(
-                    "INSERT INTO resources (type, id, version, seq, last_updated, deleted) "
-                    "VALUES (?, ?, ?, 0, ?, ?) RETURNING rid"
+                    "INSERT INTO versions (rid, type, id, version, last_updated, method, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)"
                 ),
-                (type, id, version, self.now, body is None),
+                (rid, type, id, version, self.now, method, body),
             )
-            rid = cur.fetchone()[0]
-        else:
-            self.store.delete_index_rows(cur, rid)
-        cur.execute(
-            d.sql(
-                "INSERT INTO versions (rid, type, id, version, last_updated, method, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq"
-            ),
-            (rid, type, id, version, self.now, method, body),
-        )
-        seq = cur.fetchone()[0]
-        cur.execute(
-            d.sql("UPDATE resources SET version = ?, seq = ?, last_updated = ?, deleted = ? WHERE rid = ?"),
-            (version, seq, self.now, body is None, rid),
-        )
-        if rows is not None and body is not None:
-            self.store.insert_index_rows(cur, rid, type, rows)
+            cur.execute(
+                d.sql(
+                    "UPDATE resources SET version = ?, last_updated = ?, deleted = ?, "
+                    "seq = (SELECT seq FROM versions WHERE rid = ? AND version = ?) WHERE rid = ?"
+                ),
+                (version, self.now, body is None, rid, version, rid),
+            )
+            if rows is not None and body is not None:
+                self.store.insert_index_rows(cur, rid, type, rows)
         return StoredResource(type, id, version, self.now, body, method)
 
     def search_ids(self, type: str, params: Sequence[tuple[str, str]], limit: int = 2) -> list[str]:
@@ -116,6 +121,10 @@ class SqlStore:
 
     def lock_key(self, cur: Any, key: str) -> None:
         raise NotImplementedError
+
+    def pipeline(self, cur: Any) -> contextlib.AbstractContextManager[Any]:
+        """Statements in the block whose results are not fetched need not wait for each other (PostgreSQL)."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         raise NotImplementedError
