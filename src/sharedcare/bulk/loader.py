@@ -50,6 +50,8 @@ from sharedcare.store.sqlstore import SqlStore, SqlTxn
 from sharedcare.types import Issue, StoredResource
 
 T = TypeVar("T")
+GROUP_SHARE = 16  # a commit group holds at least this fraction (1/16) of the resources already stored,
+GROUP_MAX_BATCHES = 16  # up to this many batches
 Pending = tuple[Source, Progress, list[Planned]]  # a planned transaction Bundle waiting to be committed
 
 
@@ -162,8 +164,11 @@ class Loader:
         self.units = BundleUnits(repo, bundles)
         self.prepare_config = prepare_config or PrepareConfig(validate=repo.validate)
         self._batches = 0
+        self._pipeline: _Pipeline | None = None
         self._group: list[tuple[str, PreparedBatch, bool]] = []  # batches waiting to commit together
         self._group_size = 0
+        self._group_target = options.batch_size  # resources per commit group; grows with the store
+        self._stored = 0  # resources in the store, roughly (what was there plus what this run wrote)
         self._initial: dict[str, Progress] = {}  # per source fingerprint, as this run found it
         self._latest: dict[str, Progress] = {}  # and as committed since
         bulk_sql.ensure_schema(store)
@@ -175,11 +180,15 @@ class Loader:
         self.progress.begin(sum(s.size for s in sources), len(sources))
         pipeline = _Pipeline(self.preparer, self.prepare_config, self.options.workers, self.options.batch_size)
         self._initial, self._latest = {}, {}
+        self._stored = bulk_sql.stored_count(self.store)
+        self._pipeline = pipeline
+        self._grow_group(0)
         try:
             with bulk_sql.background_checkpoints(self.store):
                 self._run(sources, pipeline, stats)
         finally:
             self._group, self._group_size = [], 0
+            self._pipeline = None
             pipeline.close()
             stats.seconds = time.perf_counter() - started
         for source, before in self._initial.items():
@@ -262,7 +271,7 @@ class Loader:
     def _enqueue(self, source: str, batch: PreparedBatch, last: bool) -> None:
         self._group.append((source, batch, last))
         self._group_size += len(batch)
-        if self._group_size >= self.options.batch_size:
+        if self._group_size >= self._group_target:
             self._flush()
 
     def _flush(self) -> None:
@@ -298,6 +307,7 @@ class Loader:
         )
         self._latest.update(latest)
         self.progress.advance(0, written)
+        self._grow_group(written)
         self._tick()
 
     def _write_prepared(self, txn: SqlTxn, batch: PreparedBatch, counts: _Counts, careful: bool) -> None:
@@ -383,6 +393,16 @@ class Loader:
                     counts.updated += 1
         bulk_sql.write_rows(txn, rows)
         self._run_hooks(txn, [(r.type, r.id, r.version, r.body) for r in rows])
+
+    def _grow_group(self, written: int) -> None:
+        """Commit more at once as the store grows: each commit's index inserts land on pages spread over ever
+        larger B-trees, so a bigger group shares each page it dirties (and each sync) among more rows. Small loads
+        and tests keep one batch per commit (under `GROUP_SHARE` × batch size resources stored)."""
+        self._stored += written
+        size = self.options.batch_size
+        self._group_target = max(size, min(size * GROUP_MAX_BATCHES, self._stored // GROUP_SHARE // size * size))
+        if self._pipeline is not None:
+            self._pipeline.keep_ahead(self._group_target)
 
     def _finish(self, p: Progress) -> Progress:
         done = replace(p, status="done")
@@ -537,10 +557,16 @@ class _Pipeline:
     def __init__(self, preparer: Preparer, config: PrepareConfig, workers: int, batch_size: int) -> None:
         self.preparer = preparer
         self.pool: ProcessPoolExecutor | None = None
-        self.ahead = batch_size * max(2, workers * 2)  # lines in flight
+        self.batch_size = batch_size
+        self.base_ahead = self.ahead = batch_size * max(2, workers * 2)  # lines in flight
         if workers > 0:
             ctx = multiprocessing.get_context("spawn")  # safe in a threaded server, unlike fork
             self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(config,))
+
+    def keep_ahead(self, group: int) -> None:
+        """Prepare at least a whole commit group plus two batches ahead, so the workers keep going while the
+        writer commits a big group."""
+        self.ahead = max(self.base_ahead, group + 2 * self.batch_size)
 
     def map(self, jobs: Iterator[_Job]) -> Iterator[tuple[_Job, PreparedBatch]]:
         if self.pool is None:

@@ -62,10 +62,8 @@ class PersonBatch:
 
     def _touch(self, txn: Any, person_id: str) -> _Pending:
         p = self.pending.get(person_id)
-        if p is None:
-            p = self.pending[person_id] = _Pending(
-                txn.current(PERSON, person_id)
-            )  # reads and locks, as save_in's caller
+        if p is None:  # read (and locked) as `save_if_changed` reads it
+            p = self.pending[person_id] = _Pending(txn.current(PERSON, person_id))
         return p
 
     def write(self, txn: Any, repo: Any) -> None:
@@ -75,16 +73,24 @@ class PersonBatch:
         rids = {key[1]: cur.rid for key, cur in bulk_sql.current_many(txn, [(PERSON, pid) for pid in touched]).items()}
         depth = max((len(p.versions) for p in self.pending.values()), default=0)
         for k in range(depth):
+            founded: dict[str, list[tuple[StoredResource, Any]]] = {}  # new Persons by method: the fast insert
             rows = []
             for pid, p in self.pending.items():
-                if k < len(p.versions):
-                    stored, stamped = p.versions[k]
-                    index = _index_params(repo.indexer.index(stamped))
-                    rows.append(
-                        BulkRow(PERSON, pid, stored.version, stored.body or b"", index, rids.get(pid, 0), stored.method)
-                    )
+                if k >= len(p.versions):
+                    continue
+                stored, stamped = p.versions[k]
+                index = repo.indexer.index(stamped)
+                if pid not in rids and stored.version == 1:
+                    founded.setdefault(stored.method, []).append((stored, index))
+                else:
+                    body, rid = stored.body or b"", rids.get(pid, 0)
+                    rows.append(BulkRow(PERSON, pid, stored.version, body, _index_params(index), rid, stored.method))
+            for method, new in founded.items():
+                versions = [(PERSON, s.id, s.body or b"") for s, _ in new]
+                index = bulk_sql.encode_index_rows([(PERSON, rows_) for _, rows_ in new])
+                rids.update(zip([s.id for s, _ in new], bulk_sql.insert_new(txn, versions, index, method), strict=True))
             bulk_sql.write_rows(txn, rows)
-            rids.update({row.id: row.rid for row in rows})
+            rids.update({row.id: row.rid for row in rows})  # stored now: a later round replaces these
         for p in self.pending.values():
             for stored, stamped in p.versions:
                 repo.run_hooks(txn, stored, stamped)

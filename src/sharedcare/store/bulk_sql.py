@@ -30,7 +30,9 @@ IndexParams = list[tuple[str, list[tuple[Any, ...]]]]
 
 EXTRA_COLUMNS = {"compartment": ("comp_type", "comp_id"), "fulltext_rows": ("content",)}
 FETCH = 1000
-BULK_CACHE_KIB = -262144  # SQLite page cache of the writer while a bulk load runs (negative: KiB), 256 MiB
+BULK_CACHE_MIN_KIB = 256 * 1024  # SQLite page cache of the writer while a bulk load runs: at least 256 MiB,
+BULK_CACHE_MAX_KIB = 8 * 1024 * 1024  # at most 8 GiB,
+BULK_CACHE_SHARE = 4  # and otherwise a quarter of the memory available when the load starts
 
 BULK_DDL = [
     """CREATE TABLE IF NOT EXISTS import_progress (
@@ -157,16 +159,17 @@ def _json_insert_sql(store: SqlStore, table: str) -> str:
     return f"INSERT INTO {table} (rid, type, {', '.join(cols)}) SELECT {head}, {', '.join(exprs)} FROM {source}"
 
 
-def insert_new(txn: SqlTxn, rows: Sequence[tuple[str, str, bytes]], index: IndexJson) -> None:
-    """Insert resources known to be new, as version 1 (type, id, final body), with the batch's index rows."""
+def insert_new(txn: SqlTxn, rows: Sequence[tuple[str, str, bytes]], index: IndexJson, method: str = "PUT") -> list[int]:
+    """Insert resources known to be new, as version 1 (type, id, final body), with the batch's index rows; returns
+    their keys (`rid`), in order."""
     if not rows:
-        return
+        return []
     store, cur, now = txn.store, txn.cur, txn.now
     rids = _allocate(store, cur, "resources", "rid", len(rows))
     seqs = _allocate(store, cur, "versions", "seq", len(rows))
     deleted = False if is_postgres(store) else 0
     triples = list(zip(rows, rids, seqs, strict=True))
-    versions = [(seq, rid, t, i, 1, now, "PUT", body) for (t, i, body), rid, seq in triples]
+    versions = [(seq, rid, t, i, 1, now, method, body) for (t, i, body), rid, seq in triples]
     _insert(store, cur, "versions", ("seq", "rid", "type", "id", "version", "last_updated", "method", "body"), versions)
     resources = [(rid, t, i, 1, seq, now, deleted) for (t, i, _), rid, seq in triples]
     _insert(store, cur, "resources", ("rid", "type", "id", "version", "seq", "last_updated", "deleted"), resources)
@@ -180,6 +183,7 @@ def insert_new(txn: SqlTxn, rows: Sequence[tuple[str, str, bytes]], index: Index
         else:  # never under SQLite's single writer; kept so the function stays correct whatever `_allocate` does
             rebased = [[rids[r[0]] - first, *r[1:]] for r in orjson.loads(blob)]
             cur.execute(_json_insert_sql(store, table), (first, orjson.dumps(rebased).decode()))
+    return rids
 
 
 # --- writes ----------------------------------------------------------------------------------------------------
@@ -288,6 +292,14 @@ def _insert_index(store: SqlStore, cur: Any, rows: Sequence[BulkRow]) -> None:
         _insert(store, cur, table, ("rid", "type", *_columns(table)), values)
 
 
+def stored_count(store: SqlStore) -> int:
+    """About how many resources the store holds (the highest key: cheap, and exact for a store only loaded)."""
+    with store.reading() as cur:
+        cur.execute("SELECT MAX(rid) FROM resources")
+        found = cur.fetchone()[0]
+    return int(found or 0)
+
+
 def _allocate(store: SqlStore, cur: Any, table: str, column: str, n: int) -> list[int]:
     """`n` fresh keys for `table.column`: past the maximum under SQLite's single writer, from the sequence on PG."""
     if n == 0:
@@ -328,7 +340,7 @@ def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[None
         cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.execute("PRAGMA cache_size")
         cache = int(cur.fetchone()[0])
-        cur.execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")  # index pages stay in memory as the tables grow
+        cur.execute(f"PRAGMA cache_size={-bulk_cache_kib()}")  # index pages stay in memory as the tables grow
     stop = threading.Event()
     worker = threading.Thread(target=_checkpoint_loop, args=(path, stop, every), name="bulk-checkpoint", daemon=True)
     worker.start()
@@ -340,6 +352,27 @@ def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[None
         with store.writing() as cur:
             cur.execute("PRAGMA wal_autocheckpoint=1000")
             cur.execute(f"PRAGMA cache_size={cache}")
+
+
+def bulk_cache_kib() -> int:
+    """The bulk writer's page cache: a share of the available memory, within bounds. Past a few hundred thousand
+    resources the index B-trees outgrow a fixed 256 MiB, and every commit then rereads the pages it inserts into."""
+    available = _available_kib()
+    if available is None:
+        return BULK_CACHE_MIN_KIB
+    return max(BULK_CACHE_MIN_KIB, min(BULK_CACHE_MAX_KIB, available // BULK_CACHE_SHARE))
+
+
+def _available_kib() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _checkpoint_loop(path: str, stop: threading.Event, every: float) -> None:
