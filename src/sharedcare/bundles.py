@@ -105,7 +105,7 @@ class BundleProcessor:
             if p.method in ("POST", "PUT"):
                 with located(p):
                     self.repo.check(p.resource, p.type, f"{p.where}.resource.")
-        self.prepare(writes)
+        self.prepare(writes, req.body if isinstance(req.body, bytes) else None)
         self.repo.store.transact(lambda txn: self.run_writes(txn, writes))
         out = []
         for p in plan:
@@ -119,14 +119,16 @@ class BundleProcessor:
                 out.append(self.write_entry(req, p))
         return FhirResponse(200, bundle_bytes("transaction-response", out))
 
-    def prepare(self, writes: list[Planned]) -> None:
+    def prepare(self, writes: list[Planned], raw: bytes | None = None) -> None:
         """Work done before the transaction opens, so not while holding the write lock: find the entries with no
-        reference to rewrite, give plain POSTs their ids, and index the entries whose content and id are final."""
+        reference to rewrite, give plain POSTs their ids, and index the entries whose content and id are final.
+        `raw`, the Bundle's bytes, spares walking the resources when it shows there is nothing to rewrite."""
         full_urls = {p.full_url for p in writes if p.method in ("POST", "PUT", "PATCH") and p.full_url}
+        walk = full_urls or raw is None or any(mark in raw for mark in (b"urn:", b"?", b"\\u"))
         for p in writes:
             if p.method not in ("POST", "PUT"):
                 continue
-            p.rewrite = any(self.rewritten(ref, full_urls) for ref in references(p.resource))
+            p.rewrite = bool(walk) and any(self.rewritten(ref, full_urls) for ref in references(p.resource))
             if p.method == "POST" and not p.if_none_exist:
                 p.preset_id = new_id()
             rid = p.preset_id if p.method == "POST" else p.id if p.query is None else None
