@@ -12,6 +12,10 @@ lock. Units of work (`transact`) that arrive while another holds the lock queue 
 next runs every queued unit in one SQLite transaction, each in a savepoint of its own (one failing undoes only its own
 writes, as if it had run alone), then commits them with one fsync. Every caller still returns only once its unit is
 committed. Each unit runs in its caller's context variables (who is asking, deferred hooks) and has its own `now`.
+
+Checkpoints: by default the committing connection copies the WAL back into the database (and syncs it) whenever the
+WAL passes 1,000 pages, inside its commit and so under the write lock. The writer leaves that to a helper thread with
+a connection of its own, which checkpoints without blocking writers (PASSIVE) a few times a second.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sharedcare.store.searchsql import ConditionCompiler
 from sharedcare.store.sqlstore import SqlStore, SqlTxn, utc_now
 
 T = TypeVar("T")
+CHECKPOINT_EVERY = 0.25  # seconds between background WAL checkpoints
 GROUP_MAX = 8  # units committed together at most (each waits for those before it in the group)
 
 
@@ -68,6 +73,9 @@ class SQLiteStore(SqlStore):
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             self._writer.execute("COMMIT")
+        self._checkpointer = _Checkpointer(path, self._connect) if self._lock_fd is not None else None
+        if self._checkpointer is not None:
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -190,6 +198,8 @@ class SQLiteStore(SqlStore):
         """Nothing to do: SQLite writers are already serialised by `BEGIN IMMEDIATE`."""
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._readers_lock:
             for conn in self._readers:
                 with contextlib.suppress(sqlite3.Error):
@@ -200,6 +210,29 @@ class SQLiteStore(SqlStore):
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+class _Checkpointer:
+    """A daemon thread checkpointing the WAL every `every` seconds from its own connection."""
+
+    def __init__(self, path: str, connect: Callable[[], sqlite3.Connection], every: float = CHECKPOINT_EVERY) -> None:
+        self._connect, self._every = connect, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"sqlite-checkpoint {path}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        conn = self._connect()
+        try:
+            while not self._stop.wait(self._every):
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _run_unit(work: Callable[[SqlTxn], T], txn: SqlTxn) -> T:
