@@ -22,31 +22,35 @@ def main() -> None:
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8080).")
 @click.option("--workers", default=None, type=int, help="Server processes sharing the port (default 1).")
-@click.option("--listen-fd", default=None, type=int, hidden=True, help="A secondary: serve this inherited socket.")
-def serve(db: str | None, host: str | None, port: int | None, workers: int | None, listen_fd: int | None) -> None:
+@click.option("--secondary", is_flag=True, hidden=True, help="Started by a primary: serve requests only.")
+@click.option("--ready-fd", type=int, default=None, hidden=True, help="A secondary: say so here once listening.")
+def serve(
+    db: str | None, host: str | None, port: int | None, workers: int | None, secondary: bool, ready_fd: int | None
+) -> None:
     """Serve the FHIR R4 API at http://HOST:PORT/fhir."""
     import os
-    import socket
 
     from sharedcare.app import build
-    from sharedcare.serving import listening_socket, run_uvicorn, secondaries, watch_primary
+    from sharedcare.serving import announce_ready, listening_socket, run_uvicorn, secondaries, watch_primary
 
     settings = Settings.from_env(db=db, host=host, port=port, workers=workers)
-    if listen_fd is not None:  # a secondary started by the primary: requests only, no background duties
-        sock = socket.socket(fileno=listen_fd)
+    shared = settings.workers > 1
+    if secondary:  # no background duties; stops when the primary goes
         watch_primary(os.getppid())
         server = build(settings, background=False)
         try:
+            sock = listening_socket(settings.host, settings.port, shared=True)
+            announce_ready(ready_fd)
             run_uvicorn(server.asgi, sock)
         finally:
             server.close()
         return
-    sock = listening_socket(settings.host, settings.port)
+    sock = listening_socket(settings.host, settings.port, shared=shared)
     server = build(settings)  # first: migrations and schema are settled before any secondary opens the store
-    with secondaries(settings.workers - 1, sock, settings):
+    with secondaries(settings.workers - 1, settings):
         click.echo(
             f"sharedcare: FHIR R4 base at http://{settings.host}:{settings.port}/fhir  (store: {settings.db}"
-            + (f", {settings.workers} processes)" if settings.workers > 1 else ")")
+            + (f", {settings.workers} processes)" if shared else ")")
         )
         try:
             run_uvicorn(server.asgi, sock)

@@ -1,4 +1,4 @@
-"""Serving HTTP from several processes on one port: one listening socket, shared by a primary and its secondaries.
+"""Serving HTTP from several processes on one port: a primary and its secondaries, each with its own socket.
 
 Why processes: a Python process runs one thread of Python at a time, so one process serves at most one core's
 worth of requests. SQLite in WAL mode lets several processes read at once and queue their writes; PostgreSQL
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -28,14 +29,17 @@ log = logging.getLogger("sharedcare.serving")
 RESTART_PAUSE = 1.0  # seconds before a dead secondary is started again (no busy loop if it dies at once)
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The socket every process accepts on; the kernel hands each new connection to one of them."""
+def listening_socket(host: str, port: int, *, shared: bool = False) -> socket.socket:
+    """A socket on host:port. `shared` (SO_REUSEPORT): every process binds its own, and the kernel spreads new
+    connections over them. (One socket inherited by all would not do: whichever process is awake accepts a whole
+    burst of keep-alive connections, and the others sit idle.)"""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -51,25 +55,37 @@ class Secondaries:
     """The primary's secondaries: started once the primary has built its server (so migrations are settled),
     restarted when they die, terminated when the primary stops."""
 
-    def __init__(self, count: int, fd: int, db: str, workers: int) -> None:
-        self.count, self.fd, self.db, self.workers = count, fd, db, workers
+    def __init__(self, count: int, settings: Any) -> None:
+        self.count, self.settings = count, settings
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._ready_fd = -1
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
 
     def command(self) -> list[str]:
+        s = self.settings
         return [
-            *[sys.executable, "-m", "sharedcare", "serve", "--db", self.db],
-            *["--workers", str(self.workers), "--listen-fd", str(self.fd)],
+            *[sys.executable, "-m", "sharedcare", "serve", "--db", s.db, "--host", s.host, "--port", str(s.port)],
+            *["--workers", str(s.workers), "--secondary"],
         ]
 
-    def start(self) -> None:
-        self._procs = [self._spawn() for _ in range(self.count)]
+    def start(self, ready_timeout: float = 120.0) -> None:
+        """Start them and return once each is listening (or has failed to start)."""
+        read_end, self._ready_fd = os.pipe()
+        try:
+            self._procs = [self._spawn() for _ in range(self.count)]
+            _await_ready(read_end, self._procs, ready_timeout)
+        finally:
+            os.close(read_end)
+            os.close(self._ready_fd)
+            self._ready_fd = -1
         self._watch = threading.Thread(target=self._keep_alive, name="sharedcare-secondaries", daemon=True)
         self._watch.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.command(), pass_fds=(self.fd,))
+        if self._ready_fd < 0:  # a replacement: nobody waits for it
+            return subprocess.Popen(self.command())
+        return subprocess.Popen([*self.command(), "--ready-fd", str(self._ready_fd)], pass_fds=(self._ready_fd,))
 
     def _keep_alive(self) -> None:
         while not self._stop.wait(RESTART_PAUSE):
@@ -96,6 +112,25 @@ class Secondaries:
         return [p.pid for p in self._procs]
 
 
+def _await_ready(read_end: int, procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline, ready = time.monotonic() + timeout, 0
+    while ready < len(procs) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("a secondary server process exited while starting")
+        readable, _, _ = select.select([read_end], [], [], 0.2)
+        if readable:
+            ready += len(os.read(read_end, 64))
+    if ready < len(procs):
+        raise RuntimeError("the secondary server processes did not start in time")
+
+
+def announce_ready(fd: int | None) -> None:
+    """In a secondary: tell the primary this process is listening."""
+    if fd is not None:
+        os.write(fd, b"1")
+        os.close(fd)
+
+
 def watch_primary(primary_pid: int, every: float = 1.0, stop: Callable[[], None] | None = None) -> None:
     """In a secondary: stop (as on SIGTERM) once the primary has gone, even if it was killed without warning."""
 
@@ -110,13 +145,13 @@ def watch_primary(primary_pid: int, every: float = 1.0, stop: Callable[[], None]
 
 
 @contextlib.contextmanager
-def secondaries(count: int, sock: socket.socket, settings: Any) -> Iterator[Secondaries | None]:
-    """Run `count` secondaries on `sock` for the duration of the block (none when count is 0); they read the
-same environment, so the same settings, with the primary's store and process count."""
+def secondaries(count: int, settings: Any) -> Iterator[Secondaries | None]:
+    """Run `count` secondaries on the primary's port for the duration of the block (none when count is 0); they
+    read the same environment, so the same settings, with the primary's store, address and process count."""
     if count <= 0:
         yield None
         return
-    group = Secondaries(count, sock.fileno(), settings.db, settings.workers)
+    group = Secondaries(count, settings)
     group.start()
     try:
         yield group

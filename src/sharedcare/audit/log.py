@@ -100,13 +100,22 @@ class AuditLog:
                 self.d.sql("INSERT INTO audit_pending (body) VALUES (?)"), [(orjson.dumps(e),) for e in events]
             )
 
-    def seal_in(self, cur: Any, events: Sequence[dict[str, Any]] = (), *, sign: bool = True) -> int:
-        """Chain every pending event (oldest first), then `events`; returns how many were sealed. With `sign`
-        False the caller must call `sign_head` before its transaction commits (once for many seals)."""
+    def seal_in(
+        self,
+        cur: Any,
+        events: Sequence[dict[str, Any]] = (),
+        *,
+        sign: bool = True,
+        encoded: Sequence[tuple[dict[str, Any], bytes]] = (),
+    ) -> int:
+        """Chain every pending event (oldest first), then `encoded` (events with their JSON bytes), then `events`;
+        returns how many were sealed. With `sign` False the caller must call `sign_head` before its transaction
+        commits (once for many seals)."""
         self.lock(cur, CHAIN_LOCK)
         cur.execute("SELECT pid, body FROM audit_pending ORDER BY pid")
         pending = [(row[0], bytes(row[1])) for row in cur.fetchall()]
-        batch = [(orjson.loads(body), body) for _, body in pending] + [(e, orjson.dumps(e)) for e in events]
+        batch = [(orjson.loads(body), body) for _, body in pending] + list(encoded)
+        batch += [(e, orjson.dumps(e)) for e in events]
         if not batch:
             return 0
         cur.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
@@ -128,6 +137,20 @@ class AuditLog:
             cur.execute(sql("DELETE FROM audit_pending WHERE pid <= ?"), (pending[-1][0],))
         self._set_head(cur, seq, prev, sign)
         return len(batch)
+
+    def unchained(
+        self, cur: Any, encoded: Sequence[tuple[dict[str, Any], bytes]]
+    ) -> list[tuple[dict[str, Any], bytes]]:
+        """Those of `encoded` whose ids are not in the chain yet (a journal folded again after a crash)."""
+        present: set[str] = set()
+        ids = [e["id"] for e, _ in encoded]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            cur.execute(
+                self.d.sql(f"SELECT id FROM audit_log WHERE id IN ({', '.join('?' * len(chunk))})"), chunk
+            )
+            present.update(row[0] for row in cur.fetchall())
+        return [(e, body) for e, body in encoded if e["id"] not in present]
 
     def sign_head(self, cur: Any) -> None:
         """Sign the chain's current head (after seals made with `sign=False`)."""

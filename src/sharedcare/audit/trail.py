@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +20,15 @@ from typing import Any
 import orjson
 
 from sharedcare.audit.events import AuditActor, AuditRecord, build
+from sharedcare.audit.journal import Journal, read_lines
 from sharedcare.audit.log import AuditLog
 from sharedcare.types import StoredResource
 
 log = logging.getLogger("sharedcare.audit")
 WRITE_KINDS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 WRITE_ACTIONS = {"POST": "C", "PUT": "U", "PATCH": "U", "DELETE": "D"}
+FOLD_SECONDS = 0.05  # journaled read events reach the chain within this (sooner when asked, e.g. by an audit search)
+FOLD_EVENTS = 2000  # or once this many are waiting
 
 
 class AuditUnavailable(RuntimeError):
@@ -73,8 +77,14 @@ class AuditTrail:
         internal_actor: AuditActor,
         sync_reads: bool = True,
         enrich: Callable[[Any, AuditRecord], None] | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self.store, self.log, self.enrich = store, log_, enrich
+        self.journal = journal  # SQLite: queued events are journaled, answered, then folded into the chain
+        self._unfolded: list[tuple[dict[str, Any], bytes]] = []  # journaled, not yet in the chain
+        self._unfolded_since = 0.0
+        self._journal_lock = threading.Lock()  # appends (event loop, sealing thread) and rotation
+        self._loop_jobs: dict[asyncio.AbstractEventLoop, list[_Job]] = {}  # each loop's records, journaled by it
         # SQLite runs one writer at a time anyway: a write seals its own events into the chain in its transaction
         # (no staging, no second transaction). Concurrent PostgreSQL writers stage them for the sealing thread, so
         # they do not queue on the chain lock.
@@ -142,6 +152,14 @@ class AuditTrail:
         """Queue a record for the next group commit; with `wait`, return once it is committed (otherwise the
         caller may await the returned job's `confirmed()`)."""
         job = _Job(self, record)
+        if wait is False and self.sync_reads and self.journal is not None and not self._closed:
+            loop = _running_loop()
+            if loop is not None:  # journaled by this event loop itself, once this round of callbacks is done
+                batch = self._loop_jobs.setdefault(loop, [])
+                batch.append(job)
+                if len(batch) == 1:
+                    loop.call_soon(self._journal_loop_batch, loop)
+                return job
         with self._cond:
             if self._closed:
                 self._write_now([job])
@@ -187,22 +205,39 @@ class AuditTrail:
 
     # --- the sealing thread -------------------------------------------------------------------------------
     def _run(self) -> None:
+        if self.journal is not None:
+            self._fold_orphans()
         while True:
             with self._cond:
                 if not self._jobs and not self._dirty and not self._closed:
-                    self._cond.wait(timeout=1.0)
+                    self._cond.wait(timeout=self._fold_wait())
                 jobs, self._jobs = self._jobs, []
                 dirty, self._dirty = self._dirty, False
                 closed = self._closed
-            if jobs or dirty:
-                self._write_now(jobs)
+            if self.journal is None:
+                if jobs or dirty:
+                    self._write_now(jobs)
+            else:
+                self._journal_now(jobs)
             if closed:
                 with self._cond:
                     remaining, self._jobs = self._jobs, []
-                self._write_now(remaining)
+                if self.journal is None:
+                    self._write_now(remaining)
+                else:
+                    self._journal_now(remaining, fold=True)
+                    self.journal.close()
                 return
 
+    def _fold_wait(self) -> float:
+        """How long the sealing thread may sleep: until the oldest journaled event is due in the chain."""
+        with self._journal_lock:
+            if not self._unfolded:
+                return 1.0
+            return max(0.0, self._unfolded_since + FOLD_SECONDS - time.monotonic())
+
     def _write_now(self, jobs: list[_Job]) -> None:
+        """Events sealed into the chain in one transaction, then their requests released (PostgreSQL)."""
         try:
             with self.store.writing() as cur:
                 events = [build(self._resolve(cur, j.record)) for j in jobs if j.record is not None]
@@ -211,13 +246,109 @@ class AuditTrail:
             log.exception("audit trail write failed")
             for j in jobs:
                 j.error = exc
+        self._release(jobs)
+
+    def _journal_loop_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the event loop: journal the records its requests made in this round, then release them. Doing it here
+        rather than in the sealing thread saves two hand-overs of the interpreter lock per batch. (A read is only
+        answered once this has run, so a flush need not wait for records still queued here.)"""
+        jobs = self._loop_jobs.pop(loop, [])
+        self._journal_jobs(jobs)
+        self._release(jobs)
+
+    def _journal_now(self, jobs: list[_Job], *, fold: bool = False) -> None:
+        """In the sealing thread: journal queued records and release them; fold the journal into the chain when it
+        is due, when asked (`flush`), or at close."""
+        records = [j for j in jobs if j.record is not None]
+        self._journal_jobs(records)
+        self._release(records)
+        flushes = [j for j in jobs if j.record is None]
+        if fold or flushes or self._fold_due():
+            error = self._fold()
+            for j in flushes:
+                j.error = error
+        self._release(flushes)
+
+    def _journal_jobs(self, jobs: list[_Job]) -> None:
+        """Build the records' events (resolving patients), append them to the journal and sync it."""
+        assert self.journal is not None
+        if not jobs:
+            return
+        try:
+            with self.store.reading() as cur:
+                events = [build(self._resolve(cur, j.record)) for j in jobs]  # type: ignore[arg-type]
+            encoded = [(e, orjson.dumps(e)) for e in events]
+            with self._journal_lock:
+                self.journal.append([body for _, body in encoded])
+                first = not self._unfolded
+                if first:
+                    self._unfolded_since = time.monotonic()
+                self._unfolded += encoded
+        except Exception as exc:  # reported to every waiting request: nothing is shown unrecorded
+            log.exception("audit journal write failed")
+            for j in jobs:
+                j.error = exc
+            return
+        if first:
+            with self._cond:
+                self._cond.notify()  # the sealing thread folds them in due course
+
+    def _fold_due(self) -> bool:
+        with self._journal_lock:
+            return bool(self._unfolded) and (
+                len(self._unfolded) >= FOLD_EVENTS or time.monotonic() - self._unfolded_since >= FOLD_SECONDS
+            )
+
+    def _fold(self) -> BaseException | None:
+        """Chain what is journaled in one transaction. The journal moves to a new file first, so appends go on
+        meanwhile; the old file is deleted once its events are committed."""
+        assert self.journal is not None
+        with self._journal_lock:
+            if not self._unfolded:
+                return None
+            batch, self._unfolded = self._unfolded, []
+            done = self.journal.rotate()
+        try:
+            with self.store.writing() as cur:
+                self.log.seal_in(cur, encoded=batch)
+        except Exception as exc:  # back in front of the queue, its file kept: the next fold tries again
+            log.exception("audit chain fold failed")
+            with self._journal_lock:
+                self._unfolded = batch + self._unfolded
+                self._unfolded_since = time.monotonic()
+                self.journal.keep(done)
+            return exc
+        self.journal.discard(done)
+        return None
+
+    def _fold_orphans(self) -> None:
+        """Chain what processes that died had journaled but not yet folded (each event once)."""
+        assert self.journal is not None
+        for path in self.journal.orphans():
+            lines = read_lines(path)
+            try:
+                with self.store.writing() as cur:
+                    fresh = self.log.unchained(cur, [(orjson.loads(line), line) for line in lines])
+                    self.log.seal_in(cur, encoded=fresh)
+            except Exception:
+                log.exception("audit journal %s could not be folded; left for the next start", path.name)
+                continue
+            log.warning("folded %d audit events journaled by a stopped process (%s)", len(fresh), path.name)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _release(self, jobs: list[_Job]) -> None:
         woken: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         with self._cond:
             for j in jobs:
                 j.done.set()
                 for loop, future in j.waiters:
                     woken.setdefault(loop, []).append(future)
+        here = _running_loop()
         for loop, futures in woken.items():  # one wake-up per event loop for the whole group
+            if loop is here:
+                _resolve(futures)
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting there any more
                 loop.call_soon_threadsafe(_resolve, futures)
 
@@ -275,6 +406,13 @@ class WriteAudit:
 
     def many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
         self.trail.on_write_many(txn, written)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _resolve(futures: list[asyncio.Future[None]]) -> None:

@@ -29,6 +29,7 @@ from sharedcare.access.policy import AccessPolicy, now_instant
 from sharedcare.access.redact import Pseudonymiser
 from sharedcare.access.restricted import RestrictedStore
 from sharedcare.audit import log as audit_log
+from sharedcare.audit.journal import Journal, folder_for
 from sharedcare.audit.log import AuditLog
 from sharedcare.audit.search import AuditSearch
 from sharedcare.audit.trail import AuditTrail
@@ -131,6 +132,7 @@ def build_security(settings: Any, store: Any, repo: Any, types: frozenset[str]) 
         internal_actor=INTERNAL,
         sync_reads=settings.audit_sync_reads,
         enrich=_break_glass_reason(store),
+        journal=_read_journal(store),
     )
     registry = Registry(store)
     tokens = TokenService(
@@ -220,3 +222,11 @@ def _oidc(settings: Any) -> OidcProvider | None:
         role_claim=settings.oidc_role_claim,
         org_claim=settings.oidc_org_claim,
     )
+
+
+def _read_journal(store: Any) -> Journal | None:
+    """SQLite file stores journal their read events beside the database (see sharedcare.audit.journal)."""
+    path = getattr(store, "path", None)
+    if store.dialect.name != "sqlite" or not path or path == ":memory:":
+        return None
+    return Journal(folder_for(path))
