@@ -101,8 +101,10 @@ class BundleProcessor:
         plan = [self.plan(req, entry, n) for n, entry in enumerate(entries)]
         self.check_duplicates(plan)
         writes = sorted((p for p in plan if p.method not in ("GET", "HEAD")), key=lambda p: ORDER[p.method])
+        pause = getattr(self.repo.store, "yield_to_writer", _no_pause)
         for p in writes:
             if p.method in ("POST", "PUT"):
+                pause()
                 with located(p):
                     self.repo.check(p.resource, p.type, f"{p.where}.resource.")
         self.prepare(writes, req.body if isinstance(req.body, bytes) else None)
@@ -124,6 +126,7 @@ class BundleProcessor:
         reference to rewrite, give plain POSTs their ids, and index the entries whose content and id are final.
         `raw`, the Bundle's bytes, spares walking the resources when it shows there is nothing to rewrite."""
         full_urls = {p.full_url for p in writes if p.method in ("POST", "PUT", "PATCH") and p.full_url}
+        pause = getattr(self.repo.store, "yield_to_writer", _no_pause)
         walk = full_urls or raw is None or any(mark in raw for mark in (b"urn:", b"?", b"\\u"))
         for p in writes:
             if p.method not in ("POST", "PUT"):
@@ -133,6 +136,7 @@ class BundleProcessor:
                 p.preset_id = new_id()
             rid = p.preset_id if p.method == "POST" else p.id if p.query is None else None
             if rid is not None and not p.rewrite:
+                pause()
                 p.rows = self.repo.index_early(p.type, rid, p.resource)
 
     def rewritten(self, ref: str, full_urls: set[str]) -> bool:
@@ -398,6 +402,10 @@ class BundleProcessor:
             headers["content-type"] = "application/json-patch+json"
         query_pairs = parse_qsl(query, keep_blank_values=True)
         return FhirRequest(method, path, query_pairs, None, headers, req.base_url, parsed)
+
+
+def _no_pause() -> None:
+    """For stores without a single writer to defer to."""
 
 
 def _key(p: Planned) -> str | None:

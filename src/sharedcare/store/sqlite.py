@@ -37,6 +37,7 @@ from sharedcare.store.sqlstore import SqlStore, SqlTxn, utc_now
 T = TypeVar("T")
 CHECKPOINT_EVERY = 0.25  # seconds between background WAL checkpoints
 GROUP_MAX = 8  # units committed together at most (each waits for those before it in the group)
+WRITER_WAIT = 0.05  # longest a preparing thread defers to the writer at one time (seconds)
 
 
 @dataclass(eq=False)
@@ -63,6 +64,8 @@ class SQLiteStore(SqlStore):
         self._write_lock = threading.Lock()
         self._queue: list[_Unit] = []
         self._queue_lock = threading.Lock()
+        self._writer_idle = threading.Event()
+        self._writer_idle.set()
         self._lock_fd = _open_lock_file(path)
         self._writer = self._connect()
         with self._write_lock, self._process_lock():
@@ -161,7 +164,11 @@ class SQLiteStore(SqlStore):
                 return
             cur = conn.cursor()
             try:
-                ran = self._run_units(conn, cur, group)
+                self._writer_idle.clear()
+                try:
+                    ran = self._run_units(conn, cur, group)
+                finally:
+                    self._writer_idle.set()  # the commit's fsync lets go of the interpreter lock
                 if conn.in_transaction:
                     conn.execute("COMMIT")
             except BaseException as exc:  # the commit failed (or a unit was interrupted): nothing was written
@@ -193,6 +200,14 @@ class SQLiteStore(SqlStore):
                 cur.execute("ROLLBACK TO unit")
             cur.execute("RELEASE unit")
         return group
+
+    def yield_to_writer(self, timeout: float = WRITER_WAIT) -> None:
+        """Called between pieces of work done outside the write lock (a Bundle's validation, early indexing): while
+        a thread of this process runs units under the lock, wait (briefly), rather than contend with it for the
+        interpreter lock. Every SQL call releases that lock and the writer must win it back, so with competition the
+        lock would be held, and every other writer kept waiting, far longer than the work takes."""
+        if not self._writer_idle.is_set():
+            self._writer_idle.wait(timeout)
 
     def lock_key(self, cur: Any, key: str) -> None:
         """Nothing to do: SQLite writers are already serialised by `BEGIN IMMEDIATE`."""
