@@ -35,7 +35,7 @@ class RouterConfig:
 
 
 def http_date(instant: str) -> str:
-    return format_datetime(datetime.strptime(instant, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC), usegmt=True)
+    return format_datetime(datetime.fromisoformat(instant).replace(tzinfo=UTC), usegmt=True)
 
 
 def resource_headers(stored: StoredResource, base: str) -> dict[str, str]:

@@ -51,11 +51,13 @@ def build_asgi(
     async def root(request: Request) -> Response:
         return RedirectResponse("/fhir/metadata")
 
+    under_fhir = [r for r in extra_routes if getattr(r, "path", "").startswith("/fhir/")]
     routes = [
-        *extra_routes,  # ops endpoints and the change feed, ahead of the /fhir catch-all
-        Route("/", root, methods=["GET"]),
+        *under_fhir,  # the change feed, bulk files and the like, ahead of the /fhir catch-all
         Route("/fhir", fhir, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         Route("/fhir/{rest:path}", fhir, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+        *[r for r in extra_routes if r not in under_fhir],  # web pages and ops endpoints: not tried for /fhir
+        Route("/", root, methods=["GET"]),
     ]
     return Starlette(routes=routes, middleware=list(middleware), lifespan=lifespan)
 
