@@ -28,6 +28,7 @@ from sharedcare.service.repository import (
     parse_json_patch,
 )
 from sharedcare.store.base import Txn
+from sharedcare.store.bulk_sql import IndexJson
 from sharedcare.types import JSON, FhirRequest, FhirResponse, Issue
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -60,6 +61,18 @@ class Planned:
     @property
     def where(self) -> str:
         return f"Bundle.entry[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Early:
+    """The index rows of a transaction's creates and updates, encoded before it opened (see `prepare`)."""
+
+    entries: list[Planned]
+    index: IndexJson
+
+    def matches(self, batched: list[Planned]) -> bool:
+        """Whether the entries saved together are those encoded, in order (not when a conditional create matched)."""
+        return len(batched) == len(self.entries) and all(a is b for a, b in zip(batched, self.entries, strict=True))
 
 
 class BundleProcessor:
@@ -107,8 +120,8 @@ class BundleProcessor:
                 pause()
                 with located(p):
                     self.repo.check(p.resource, p.type, f"{p.where}.resource.")
-        self.prepare(writes, req.body if isinstance(req.body, bytes) else None)
-        self.repo.store.transact(lambda txn: self.run_writes(txn, writes))
+        early = self.prepare(writes, req.body if isinstance(req.body, bytes) else None)
+        self.repo.store.transact(lambda txn: self.run_writes(txn, writes, early))
         out = []
         for p in plan:
             if p.method in ("GET", "HEAD"):
@@ -121,7 +134,7 @@ class BundleProcessor:
                 out.append(self.write_entry(req, p))
         return FhirResponse(200, bundle_bytes("transaction-response", out))
 
-    def prepare(self, writes: list[Planned], raw: bytes | None = None) -> None:
+    def prepare(self, writes: list[Planned], raw: bytes | None = None) -> Early | None:
         """Work done before the transaction opens, so not while holding the write lock: find the entries with no
         reference to rewrite, give plain POSTs their ids, and index the entries whose content and id are final.
         `raw`, the Bundle's bytes, spares walking the resources when it shows there is nothing to rewrite."""
@@ -138,6 +151,9 @@ class BundleProcessor:
             if rid is not None and not p.rewrite:
                 pause()
                 p.rows = self.repo.index_early(p.type, rid, p.resource)
+        saved = [p for p in writes if p.method in ("POST", "PUT")]
+        index = self.repo.encode_early([(p.type, p.rows) for p in saved])
+        return Early(saved, index) if index is not None else None
 
     def rewritten(self, ref: str, full_urls: set[str]) -> bool:
         """Whether `resolve_reference` could replace `ref` (a full URL of the Bundle, a conditional reference, or
@@ -147,11 +163,11 @@ class BundleProcessor:
         type_name, sep, _ = ref.partition("?")
         return bool(sep) and type_name in self.resource_types
 
-    def run_writes(self, txn: Txn, writes: list[Planned]) -> None:
+    def run_writes(self, txn: Txn, writes: list[Planned], early: Early | None = None) -> None:
         """All the writes, their write hooks run once over the lot at the end (inside the same transaction)."""
         try:
             with self.repo.hooks_deferred(txn):
-                self._run_writes(txn, writes)
+                self._run_writes(txn, writes, early)
         except FhirError as err:  # a hook refused one resource: say which entry it came from
             refused = next((p for p in writes if err.resource_key and _key(p) == err.resource_key), None)
             if refused is None:
@@ -159,7 +175,7 @@ class BundleProcessor:
             with located(refused):
                 raise
 
-    def _run_writes(self, txn: Txn, writes: list[Planned]) -> None:
+    def _run_writes(self, txn: Txn, writes: list[Planned], early: Early | None) -> None:
         for p in writes:
             if p.method == "DELETE":
                 with located(p):
@@ -175,9 +191,9 @@ class BundleProcessor:
             if p.method in ("POST", "PUT") and p.rewrite:
                 with located(p):
                     rewrite_references(p.resource, lambda ref: self.resolve_reference(txn, ref, resolved))
-        self.save_all(txn, writes)
+        self.save_all(txn, writes, early)
 
-    def save_all(self, txn: Txn, writes: list[Planned]) -> None:
+    def save_all(self, txn: Txn, writes: list[Planned], early: Early | None = None) -> None:
         """Creates and updates saved together (set-based), then patches and matched creates one by one.
 
         When two entries resolved to the same resource (conditional URLs may), each must see the other's version:
@@ -193,7 +209,8 @@ class BundleProcessor:
         for p in batched:
             with located(p):
                 pending.append(self.pending(p))
-        results = self.repo.save_many_in(txn, pending, lambda n: located(batched[n]))
+        index = early.index if early is not None and early.matches(batched) else None
+        results = self.repo.save_many_in(txn, pending, lambda n: located(batched[n]), index)
         for p, result in zip(batched, results, strict=True):
             p.result = result
         for p in writes:

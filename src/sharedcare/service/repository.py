@@ -33,6 +33,7 @@ from sharedcare.service.preindex import Preindexer
 from sharedcare.store import batch_write
 from sharedcare.store.base import HistoryPage, HistoryQuery, Store, Txn
 from sharedcare.store.batch_write import NewVersion
+from sharedcare.store.bulk_sql import IndexJson
 from sharedcare.store.sqlstore import SqlTxn
 from sharedcare.types import JSON, Issue, StoredResource
 
@@ -296,17 +297,26 @@ class Repository:
         None when this type has to be indexed inside (see `preindex`)."""
         return self.preindexer.early(type, id, resource)
 
+    @staticmethod
+    def encode_early(items: Sequence[tuple[str, IndexRows | None]]) -> IndexJson | None:
+        """Early index rows (type, rows) of the writes `save_many_in` will get, ready for the database, so that is
+        done before the transaction too (None unless every write has them)."""
+        ready = [(t, rows) for t, rows in items if rows is not None]
+        return batch_write.encode_rows(ready) if ready and len(ready) == len(items) else None
+
     def save_many_in(
         self,
         txn: Txn,
         writes: Sequence[PendingWrite],
         guard: Callable[[int], AbstractContextManager[None]] = lambda n: nullcontext(),
+        early_json: IndexJson | None = None,
     ) -> list[WriteResult]:
         """Creates and updates of distinct resources, as `save_in` / `update_in` one after the other would make
         them, with set-based SQL: one lock-and-read of the current versions, one insert per table.
 
         Errors about the n-th write (a failed If-Match) are raised inside `guard(n)`, so the caller can say where
-        it came from. The write hooks then run over the saved versions in order."""
+        it came from. `early_json`, `encode_early` of every write's early rows, spares encoding them here. The write
+        hooks then run over the saved versions in order."""
         sql_txn = cast(SqlTxn, txn)  # every store is an SqlStore; the batch path needs its cursor
         keys = [(w.type, w.id) for w in writes if w.method != "POST"]  # a POST's new id has no current version
         current = batch_write.current_versions(sql_txn, keys)
@@ -326,10 +336,12 @@ class Repository:
                 rows = self.indexer.index(stamped)
             else:
                 rows = self.preindexer.finish(w.type, w.rows, version, txn.now, memo)
+            if rows is not w.rows:
+                early_json = None  # the server meta changed some rows: encode the final ones
             items.append(NewVersion(w.type, w.id, version, w.method, body, rows, cur.rid if cur else 0))
             stamped_all.append(stamped)
             created.append(cur is None or cur.deleted)
-        saved = batch_write.save_versions(sql_txn, items)
+        saved = batch_write.save_versions(sql_txn, items, early_json)
         for stored, stamped in zip(saved, stamped_all, strict=True):
             self.run_hooks(txn, stored, stamped)
         return [WriteResult(s, created=c) for s, c in zip(saved, created, strict=True)]

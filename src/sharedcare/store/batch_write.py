@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sharedcare.fhir.index_rows import IndexRows
 from sharedcare.store import bulk_sql
-from sharedcare.store.bulk_sql import BulkRow, Current
+from sharedcare.store.bulk_sql import BulkRow, Current, IndexJson
 from sharedcare.store.sqlstore import SqlTxn
 from sharedcare.types import StoredResource
 
@@ -41,18 +41,26 @@ def current_versions(txn: SqlTxn, keys: Sequence[Key]) -> dict[Key, Current]:
     return bulk_sql.current_many(txn, keys)
 
 
-def save_versions(txn: SqlTxn, items: Sequence[NewVersion]) -> list[StoredResource]:
+def encode_rows(items: Sequence[tuple[str, IndexRows]]) -> IndexJson:
+    """The index rows of (type, rows) items as `save_versions` takes them ready-made (numbered in order)."""
+    return bulk_sql.encode_index_rows(items)
+
+
+def save_versions(txn: SqlTxn, items: Sequence[NewVersion], index: IndexJson | None = None) -> list[StoredResource]:
     """Write every item (distinct resources) and return what was stored, in the items' order.
 
-    New resources written by PUT take the loader's fastest path (index rows expanded by the database from JSON);
-    the rest (POSTs, replacements) go through `write_rows`."""
-    fresh = [it for it in items if not it.rid and it.method == "PUT" and it.version == 1]
-    if fresh:
-        index = bulk_sql.encode_index_rows([(it.type, it.rows) for it in fresh])
-        bulk_sql.insert_new(txn, [(it.type, it.id, it.body) for it in fresh], index)
-    others = [it for it in items if it.rid or it.method != "PUT" or it.version != 1]
+    New resources take the loader's fastest path (index rows expanded by the database from JSON; `index`, when
+    given, is `encode_rows` of all the items, made before the transaction); replacements go through `write_rows`."""
+    fresh = [it for it in items if not it.rid]
+    methods = list(dict.fromkeys(it.method for it in fresh))
+    for method in methods:
+        part = [it for it in fresh if it.method == method]
+        whole = index is not None and len(part) == len(items)
+        part_index = index if whole and index else encode_rows([(it.type, it.rows) for it in part])
+        bulk_sql.insert_new(txn, [(it.type, it.id, it.body) for it in part], part_index, method)
+    others = [it for it in items if it.rid]
     if others:
-        decoded = bulk_sql.decode_index(bulk_sql.encode_index_rows([(it.type, it.rows) for it in others]))
+        decoded = bulk_sql.decode_index(encode_rows([(it.type, it.rows) for it in others]))
         bulk_sql.write_rows(
             txn,
             [
