@@ -240,8 +240,8 @@ class AuditTrail:
         """Events sealed into the chain in one transaction, then their requests released (PostgreSQL)."""
         try:
             with self.store.writing() as cur:
-                events = [build(self._resolve(cur, j.record)) for j in jobs if j.record is not None]
-                self.log.seal_in(cur, events)
+                records = [j.record for j in jobs if j.record is not None]
+                self.log.seal_in(cur, [build(r) for r in self._resolve_all(cur, records)])
         except Exception as exc:  # reported to every waiting request; the trail must not fail silently
             log.exception("audit trail write failed")
             for j in jobs:
@@ -276,7 +276,7 @@ class AuditTrail:
             return
         try:
             with self.store.reading() as cur:
-                events = [build(self._resolve(cur, j.record)) for j in jobs]  # type: ignore[arg-type]
+                events = [build(r) for r in self._resolve_all(cur, [j.record for j in jobs])]  # type: ignore[misc]
             encoded = [(e, orjson.dumps(e)) for e in events]
             with self._journal_lock:
                 self.journal.append([body for _, body in encoded])
@@ -355,17 +355,22 @@ class AuditTrail:
     def _resolve(self, cur: Any, record: AuditRecord) -> AuditRecord:
         """Add the resources a response Bundle showed, the patients of every resource involved, and (through
         `enrich`) facts such as the break-glass reason that justified the access."""
-        if record.response is not None:
-            record.entities = [*record.entities, *_bundle_refs(record.response)]
-            record.response = None
-        keys = [tuple(e.split("/")[:2]) for e in record.entities if e.count("/") >= 1]
-        record.patients = record.patients | self._patients(cur, [(k[0], k[1]) for k in keys])
-        if self.enrich is not None:
-            self.enrich(cur, record)
-        return record
+        return self._resolve_all(cur, [record])[0]
 
-    def _patients(self, cur: Any, keys: Iterable[tuple[str, str]]) -> set[str]:
-        return set().union(*self._patients_of(cur, keys).values())
+    def _resolve_all(self, cur: Any, records: list[AuditRecord]) -> list[AuditRecord]:
+        """`_resolve` for a batch: the patients of all their resources in one lookup per type."""
+        keys: list[list[tuple[str, str]]] = []
+        for record in records:
+            if record.response is not None:
+                record.entities = [*record.entities, *_bundle_refs(record.response)]
+                record.response = None
+            keys.append([(p[0], p[1]) for e in record.entities if len(p := e.split("/")) >= 2])
+        found = self._patients_of(cur, {k for ks in keys for k in ks})
+        for record, ks in zip(records, keys, strict=True):
+            record.patients = record.patients.union(*(found.get(k, ()) for k in ks))
+            if self.enrich is not None:
+                self.enrich(cur, record)
+        return records
 
     def _patients_of(self, cur: Any, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
         """The patients of each resource: its Patient compartments now and every one it was ever in."""
@@ -385,7 +390,7 @@ class AuditTrail:
                     d.sql(
                         "SELECT r.id, c.comp_id FROM resources r JOIN compartment c ON c.rid = r.rid "
                         f"WHERE r.type = ? AND r.id IN ({marks}) AND c.comp_type = 'Patient' "
-                        "UNION SELECT r.id, m.patient FROM resources r JOIN access_member m ON m.rid = r.rid "
+                        "UNION ALL SELECT r.id, m.patient FROM resources r JOIN access_member m ON m.rid = r.rid "
                         f"WHERE r.type = ? AND r.id IN ({marks})"
                     ),
                     [type, *chunk, type, *chunk],
