@@ -3,6 +3,12 @@
 A batch runs each entry on its own. A transaction runs every write in one store transaction, all or nothing,
 in the order the spec sets (DELETE, POST, PUT/PATCH, then GET after commit), with `urn:uuid:` full URLs and
 conditional references (`Patient?identifier=...`) rewritten to the ids they resolve to.
+
+A transaction is done in phases, so as little as possible happens while the store's write lock is held: before the
+transaction opens, every entry is parsed and validated, and the creates and updates whose content and id are already
+final (no reference to rewrite, not conditional) are indexed. Inside it: deletes, then targets and references are
+resolved, then creates and updates are saved together with set-based SQL (`Repository.save_many_in`), then patches;
+the write hooks run once over everything at the end.
 """
 
 from __future__ import annotations
