@@ -35,6 +35,8 @@ def serve(
 
     settings = Settings.from_env(db=db, host=host, port=port, workers=workers)
     shared = settings.workers > 1
+    if shared and settings.port == 0:
+        raise click.UsageError("--workers above 1 needs a fixed --port (each process binds the same one)")
     if secondary:  # no background duties; stops when the primary goes
         watch_primary(os.getppid())
         server = build(settings, background=False)

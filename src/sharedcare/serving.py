@@ -75,6 +75,9 @@ class Secondaries:
         try:
             self._procs = [self._spawn() for _ in range(self.count)]
             _await_ready(read_end, self._procs, ready_timeout)
+        except BaseException:
+            self.stop()  # none left behind
+            raise
         finally:
             os.close(read_end)
             os.close(self._ready_fd)
