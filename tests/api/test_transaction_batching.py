@@ -45,6 +45,10 @@ def test_mixed_transaction_matches_single_writes(server: Server, client: TestCli
     posted = entries[3]["resource"]["id"]
     assert entries[4]["resource"]["subject"]["reference"] == f"Patient/{posted}"
     assert len({e["response"]["lastModified"] for e in entries}) == 1
+    with server.store.reading() as cur:  # the interaction that made each version, as single writes record it
+        cur.execute("SELECT id, version, method FROM versions WHERE type = 'Patient' ORDER BY id, version")
+        methods = {(row[0], row[1]): row[2] for row in cur.fetchall()}
+    assert methods == {("old", 1): "PUT", ("old", 2): "PUT", ("new", 1): "PUT", (posted, 1): "POST"}
     report = check_store(server.store, server.repo.indexer)  # index rows as a fresh indexing of the bytes
     assert report.ok, report.problems
     found = client.get("/fhir/Observation", params={"subject": "Patient/new"}).json()
