@@ -326,32 +326,44 @@ def _insert(store: SqlStore, cur: Any, table: str, columns: Sequence[str], value
 
 @contextlib.contextmanager
 def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[None]:
-    """SQLite: copy the WAL back into the database from a helper thread while a bulk load commits.
+    """SQLite: copy the WAL back into the database from a helper thread while a bulk load commits, and give the
+    writer a page cache sized for the load.
 
     By default the committing connection checkpoints whenever the WAL passes 1,000 pages, so every big commit
     also pays for writing and syncing its pages a second time. Here commits only append to the WAL (still synced,
-    `synchronous` is untouched) and a second connection checkpoints concurrently. PostgreSQL: nothing to do.
+    `synchronous` is untouched) and a second connection checkpoints concurrently; a store that already leaves
+    checkpoints to a thread of its own (automatic checkpoints off) keeps doing so. Both settings are restored after.
+    PostgreSQL: nothing to do.
     """
     path = getattr(store, "path", None)
     if is_postgres(store) or not path or path == ":memory:":
         yield
         return
     with store.writing() as cur:
+        autocheckpoint, cache = _pragma(cur, "wal_autocheckpoint"), _pragma(cur, "cache_size")
         cur.execute("PRAGMA wal_autocheckpoint=0")
-        cur.execute("PRAGMA cache_size")
-        cache = int(cur.fetchone()[0])
         cur.execute(f"PRAGMA cache_size={-bulk_cache_kib()}")  # index pages stay in memory as the tables grow
     stop = threading.Event()
-    worker = threading.Thread(target=_checkpoint_loop, args=(path, stop, every), name="bulk-checkpoint", daemon=True)
-    worker.start()
+    worker = None
+    if autocheckpoint:  # nobody else checkpoints: this load does, from a thread
+        worker = threading.Thread(
+            target=_checkpoint_loop, args=(path, stop, every), name="bulk-checkpoint", daemon=True
+        )
+        worker.start()
     try:
         yield
     finally:
         stop.set()
-        worker.join()
+        if worker is not None:
+            worker.join()
         with store.writing() as cur:
-            cur.execute("PRAGMA wal_autocheckpoint=1000")
+            cur.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
             cur.execute(f"PRAGMA cache_size={cache}")
+
+
+def _pragma(cur: Any, name: str) -> int:
+    cur.execute(f"PRAGMA {name}")
+    return int(cur.fetchone()[0])
 
 
 def bulk_cache_kib() -> int:
