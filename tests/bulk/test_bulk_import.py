@@ -24,6 +24,7 @@ from sharedcare.bulk.loader import ImportInterrupted, ImportOptions, ImportStats
 from sharedcare.bulk.report import write_report
 from sharedcare.bulk.service import loader_for
 from sharedcare.bulk.sources import discover
+from sharedcare.store import bulk_sql
 
 BACKENDS = [b for b in os.environ.get("SHAREDCARE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 ROOT = Path(__file__).resolve().parents[2]
@@ -403,3 +404,33 @@ def test_bundles_on_ndjson_lines(bulk_server: Server, tmp_path: Path) -> None:
     report = tmp_path / "r.ndjson"
     assert write_report(bulk_server.store, sources, report) == 1
     assert orjson.loads(report.read_bytes())["line"] == 1
+
+
+def test_back_to_back_commits_start_the_wal_over_once_it_is_large(tmp_path: Path) -> None:
+    """Commits that follow each other never find the WAL fully checkpointed, so SQLite alone never restarts it;
+    the bulk load's bound does, between commits, once the file passes its limit."""
+
+    def wal_sizes(bound: bulk_sql.WalBound | None) -> list[int]:
+        path = tmp_path / f"w{bound is not None}.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE t (x BLOB)")
+        if bound is not None:
+            bound.path = str(path)
+        sizes = []
+        for _ in range(6):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO t VALUES (?)", [(os.urandom(3000),) for _ in range(100)])
+            conn.execute("COMMIT")
+            if bound is not None:
+                bound.after_commit()
+            sizes.append(os.path.getsize(f"{path}-wal"))
+        conn.close()
+        return sizes
+
+    bound = bulk_sql.WalBound(None, limit=1)
+    bounded, unbounded = wal_sizes(bound), wal_sizes(None)
+    bound.close()
+    assert unbounded[-1] > 4 * unbounded[0]  # grows by every commit
+    assert bounded[-1] <= 2 * bounded[0]  # written from the start again

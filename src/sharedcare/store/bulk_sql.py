@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 import uuid
@@ -33,6 +34,7 @@ FETCH = 1000
 BULK_CACHE_MIN_KIB = 256 * 1024  # SQLite page cache of the writer while a bulk load runs: at least 256 MiB,
 BULK_CACHE_MAX_KIB = 8 * 1024 * 1024  # at most 8 GiB,
 BULK_CACHE_SHARE = 4  # and otherwise a quarter of the memory available when the load starts
+WAL_LIMIT = 512 * 1024 * 1024  # a bulk load starts the WAL over (between commits) once it passes this size
 
 BULK_DDL = [
     """CREATE TABLE IF NOT EXISTS import_progress (
@@ -324,10 +326,43 @@ def _insert(store: SqlStore, cur: Any, table: str, columns: Sequence[str], value
     cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})", values)
 
 
+class WalBound:
+    """Keeps a bulk load's WAL from growing without end. Commits that follow each other back to back never find
+    the log fully checkpointed when they begin, so SQLite never starts it over: the file grows by every page the
+    load writes (gigabytes), and each sync extends it. Between two commits, once the file passes `limit` bytes,
+    a RESTART checkpoint (what the background thread has not copied yet, then a wait for readers) lets the next
+    commit write from the start of the file again. A reader that keeps an old snapshot past `wait` seconds only
+    postpones it."""
+
+    def __init__(self, path: str | None, limit: int = WAL_LIMIT, wait: float = 2.0) -> None:
+        self.path, self.limit, self.wait = path, limit, wait
+        self._conn: sqlite3.Connection | None = None
+
+    def after_commit(self) -> None:
+        if self.path is None or _size(self.path + "-wal") < self.limit:
+            return
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.wait, check_same_thread=False)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 @contextlib.contextmanager
-def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[None]:
+def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[WalBound]:
     """SQLite: copy the WAL back into the database from a helper thread while a bulk load commits, and give the
-    writer a page cache sized for the load.
+    writer a page cache sized for the load; the `WalBound` yielded is to be told after each commit.
 
     By default the committing connection checkpoints whenever the WAL passes 1,000 pages, so every big commit
     also pays for writing and syncing its pages a second time. Here commits only append to the WAL (still synced,
@@ -337,7 +372,7 @@ def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[None
     """
     path = getattr(store, "path", None)
     if is_postgres(store) or not path or path == ":memory:":
-        yield
+        yield WalBound(None)
         return
     with store.writing() as cur:
         autocheckpoint, cache = _pragma(cur, "wal_autocheckpoint"), _pragma(cur, "cache_size")
@@ -350,10 +385,12 @@ def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[None
             target=_checkpoint_loop, args=(path, stop, every), name="bulk-checkpoint", daemon=True
         )
         worker.start()
+    bound = WalBound(path)
     try:
-        yield
+        yield bound
     finally:
         stop.set()
+        bound.close()
         if worker is not None:
             worker.join()
         with store.writing() as cur:
