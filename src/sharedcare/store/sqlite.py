@@ -15,7 +15,10 @@ committed. Each unit runs in its caller's context variables (who is asking, defe
 
 Checkpoints: by default the committing connection copies the WAL back into the database (and syncs it) whenever the
 WAL passes 1,000 pages, inside its commit and so under the write lock. The writer leaves that to a helper thread with
-a connection of its own, which checkpoints without blocking writers (PASSIVE) a few times a second.
+a connection of its own, which checkpoints without blocking writers (PASSIVE) a few times a second. Under steady
+writing such a checkpoint never finds the WAL fully copied when the next writer begins, so SQLite never starts the
+WAL over and the file would grow without end: past `WAL_LIMIT` the helper takes the write lock for a moment and
+runs a RESTART checkpoint, after which the next commit writes from the start of the file again.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from sharedcare.store.sqlstore import SqlStore, SqlTxn, utc_now
 
 T = TypeVar("T")
 CHECKPOINT_EVERY = 0.25  # seconds between background WAL checkpoints
+WAL_LIMIT = 64 * 1024 * 1024  # WAL bytes past which the checkpointer starts the WAL over (under the write lock)
+RESTART_WAIT_MS = 2000  # longest a RESTART checkpoint waits for readers of old snapshots
 GROUP_MAX = 8  # units committed together at most (each waits for those before it in the group)
 WRITER_WAIT = 0.05  # longest a preparing thread defers to the writer at one time (seconds)
 
@@ -76,7 +81,7 @@ class SQLiteStore(SqlStore):
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
             self._writer.execute("COMMIT")
-        self._checkpointer = _Checkpointer(path, self._connect) if self._lock_fd is not None else None
+        self._checkpointer = _Checkpointer(path, self._connect, self._exclusive) if self._lock_fd is not None else None
         if self._checkpointer is not None:
             self._writer.execute("PRAGMA wal_autocheckpoint=0")
 
@@ -122,6 +127,12 @@ class SQLiteStore(SqlStore):
             yield
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """No writer of this or any other process runs inside the block."""
+        with self._write_lock, self._process_lock():
+            yield
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Any]:
@@ -228,22 +239,43 @@ class SQLiteStore(SqlStore):
 
 
 class _Checkpointer:
-    """A daemon thread checkpointing the WAL every `every` seconds from its own connection."""
+    """A daemon thread checkpointing the WAL every `every` seconds from its own connection, and starting it over
+    (with `exclusive` held: no writer running) once it has grown past `limit` bytes."""
 
-    def __init__(self, path: str, connect: Callable[[], sqlite3.Connection], every: float = CHECKPOINT_EVERY) -> None:
-        self._connect, self._every = connect, every
+    def __init__(
+        self,
+        path: str,
+        connect: Callable[[], sqlite3.Connection],
+        exclusive: Callable[[], contextlib.AbstractContextManager[None]],
+        every: float = CHECKPOINT_EVERY,
+        limit: int = WAL_LIMIT,
+    ) -> None:
+        self._connect, self._exclusive = connect, exclusive
+        self._every, self._limit = every, limit
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"sqlite-checkpoint {path}", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         conn = self._connect()
+        conn.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
         try:
             while not self._stop.wait(self._every):
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                if self._checkpoint(conn, "PASSIVE") * page > self._limit:  # the log in use, not the file's size
+                    with self._exclusive():
+                        self._checkpoint(conn, "RESTART")
         finally:
             conn.close()
+
+    @staticmethod
+    def _checkpoint(conn: sqlite3.Connection, mode: str) -> int:
+        """Run a checkpoint; the number of frames in the WAL (0 when it could not run)."""
+        try:
+            row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(row[1]) if row and row[1] > 0 else 0
 
     def stop(self) -> None:
         self._stop.set()
