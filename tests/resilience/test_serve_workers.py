@@ -51,15 +51,31 @@ def two(tmp_path: Path):
 
 
 def _secondary_answers(proc: Proc, secondary: int) -> bool:
-    """Freeze the primary: only the secondary can answer on the shared port."""
+    """Freeze the primary: only the secondary can answer (on the connections the kernel gives it)."""
     assert proc.popen is not None
     os.kill(proc.popen.pid, signal.SIGSTOP)
     try:
-        return httpx.get(f"{proc.base}/fhir/metadata", timeout=2.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+        client = _secondary_client(proc)
+        if client is None:
+            return False
+        client.close()
+        return True
     finally:
         os.kill(proc.popen.pid, signal.SIGCONT)
+
+
+def _secondary_client(proc: Proc) -> httpx.Client | None:
+    """With the primary frozen: a keep-alive connection that the secondary answers. Each process listens on its own
+    socket (SO_REUSEPORT) and the kernel spreads new connections over them, so try a few."""
+    for _ in range(30):
+        client = httpx.Client(base_url=proc.base, timeout=1.0)
+        try:
+            if client.get("/fhir/metadata").status_code == 200:
+                return client
+        except httpx.HTTPError:
+            pass  # this connection went to the frozen primary
+        client.close()
+    return None
 
 
 def test_both_processes_serve_the_same_store(two: tuple[Proc, int]) -> None:
@@ -70,12 +86,17 @@ def test_both_processes_serve_the_same_store(two: tuple[Proc, int]) -> None:
     location = created.headers["location"].split("/_history")[0]
     os.kill(proc.popen.pid, signal.SIGSTOP)  # only the secondary may answer now
     try:
-        got = httpx.get(location, timeout=5)
-        assert got.status_code == 200 and got.json()["name"][0]["family"] == "Shared"
-        updated = httpx.put(
-            location, json={**got.json(), "gender": "other"}, headers=FHIR_JSON, timeout=10
-        )  # a write through the secondary: its audit event joins the same chain
-        assert updated.status_code == 200, updated.text
+        client = _secondary_client(proc)
+        assert client is not None, "the secondary did not answer"
+        try:
+            got = client.get(location, timeout=5)
+            assert got.status_code == 200 and got.json()["name"][0]["family"] == "Shared"
+            updated = client.put(
+                location, json={**got.json(), "gender": "other"}, headers=FHIR_JSON, timeout=10
+            )  # a write through the secondary: its audit event joins the same chain
+            assert updated.status_code == 200, updated.text
+        finally:
+            client.close()
     finally:
         os.kill(proc.popen.pid, signal.SIGCONT)
     for _ in range(20):  # new connections land on either process: all see the secondary's write
