@@ -137,7 +137,25 @@ def _purpose(record: AuditRecord) -> dict[str, Any]:
     return concept
 
 
+_AGENTS: dict[tuple[Any, ...], list[dict[str, Any]]] = {}  # one actor makes many events: its agents built once
+
+
 def _agents(actor: AuditActor) -> list[dict[str, Any]]:
+    """The event's agents (shared between the events of one actor: built events are serialised, never changed)."""
+    key = tuple(getattr(actor, f) for f in _ACTOR_FIELDS)
+    agents = _AGENTS.get(key)
+    if agents is None:
+        if len(_AGENTS) >= 4096:
+            _AGENTS.clear()
+        agents = _AGENTS[key] = _build_agents(actor)
+    return agents
+
+
+_ACTOR_FIELDS = ("kind", "subject", "role", "client_id", "organisation", "purpose", "name", "token_id", "address",
+                 "fhir_user")
+
+
+def _build_agents(actor: AuditActor) -> list[dict[str, Any]]:
     person = actor.kind == "user"
     who: dict[str, Any] = {
         "identifier": {"system": USER_SYSTEM if person else CLIENT_SYSTEM, "value": actor.subject},
