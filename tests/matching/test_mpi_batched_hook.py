@@ -53,22 +53,24 @@ def test_a_batch_writes_prints_at_once_and_links_like_single_writes(
     put_many = MpiSql.put_facts_many
     monkeypatch.setattr(MpiSql, "put_facts_many", lambda self, *a: statements.append(1) or put_many(self, *a))
 
-    def work(txn: Any) -> None:
-        written: list[tuple[StoredResource, Any]] = []
-        for resource, version in batch():
-            stamped, body = stamp(resource, resource["id"], version, txn.now)
-            rtype = resource["resourceType"]
-            stored = txn.save(rtype, resource["id"], version, "PUT", body, server.repo.indexer.index(stamped))
-            written.append((stored, stamped))
-        server.repo.run_hooks_many(txn, written)
-
-    server.store.transact(work)
+    server.store.transact(lambda txn: save_batch(server, txn))
     assert statements == [1]
     with matcher.mpi.reading() as sql:
         facts = sql.facts_of([("Observation", "o1"), ("Observation", "o2")])
         persons = {pid: person for pid, person, _, _ in sql.records(["gp", "trust", "council"])}
     assert facts == {("Observation", k): fingerprint(observation(k, "x", 131)) for k in ("o1", "o2")}
     assert len(set(persons.values())) == 1 and len(persons) == 3  # linked as single writes would link them
+
+
+def save_batch(server: Server, txn: Any) -> None:
+    """Save `batch()` in one transaction and run the write hooks once over all of it, as the bulk loader does."""
+    written: list[tuple[StoredResource, Any]] = []
+    for resource, version in batch():
+        stamped, body = stamp(resource, resource["id"], version, txn.now)
+        rtype = resource["resourceType"]
+        stored = txn.save(rtype, resource["id"], version, "PUT", body, server.repo.indexer.index(stamped))
+        written.append((stored, stamped))
+    server.repo.run_hooks_many(txn, written)
 
 
 def persons(server: Server) -> list[tuple[tuple[str, ...], list[tuple[int, str, bytes]]]]:
@@ -96,16 +98,7 @@ def test_a_batch_saves_persons_as_single_writes_do(server: Server, tmp_path: Any
     rows as single writes make, and a store `check` finds consistent."""
     from support.bulk_data import build_server
 
-    def batched(txn: Any) -> None:
-        written: list[tuple[StoredResource, Any]] = []
-        for resource, version in batch():
-            stamped, body = stamp(resource, resource["id"], version, txn.now)
-            rtype = resource["resourceType"]
-            stored = txn.save(rtype, resource["id"], version, "PUT", body, server.repo.indexer.index(stamped))
-            written.append((stored, stamped))
-        server.repo.run_hooks_many(txn, written)
-
-    server.store.transact(batched)
+    server.store.transact(lambda txn: save_batch(server, txn))
     single = build_server(f"sqlite:///{tmp_path / 'single.db'}")
     try:
         for resource, _ in batch():
