@@ -76,17 +76,16 @@ def generate(patients: int, seed: int, out: Path, fmt: str, missing_nhs: float |
 @click.option("--port", default=8080, show_default=True, type=int)
 def demo(patients: int, seed: int, db: str | None, host: str, port: int) -> None:
     """Generate a small synthetic region, load it into a fresh store and serve it."""
-    import uvicorn
-
     from sharedcare.generate.demo import demo_banner, operator_token, prepare_demo
 
     server = prepare_demo(patients, seed, db, echo=click.echo)
+    from sharedcare.serving import listening_socket, run_uvicorn
     from sharedcare.web.demo_accounts import accounts_banner, create_demo_accounts
 
     click.echo(accounts_banner(create_demo_accounts(server), host, port))
     token = operator_token(server) if server.settings.auth_required else None
     click.echo(demo_banner(host, port, token))
     try:
-        uvicorn.run(server.asgi, host=host, port=port, log_level="warning")
+        run_uvicorn(server.asgi, listening_socket(host, port))
     finally:
         server.close()

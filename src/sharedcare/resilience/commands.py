@@ -115,15 +115,14 @@ def migrate(db: str | None, check_only: bool, target: int | None) -> None:
 @click.option("--port", default=8081, show_default=True, type=int, help="Port to listen on.")
 def replica(primary: str, db: str, host: str | None, port: int) -> None:
     """Keep a complete read-only copy of PRIMARY from its change feed, and serve it (continuity mode)."""
-    import uvicorn
-
     from sharedcare.app import build
+    from sharedcare.serving import listening_socket, run_uvicorn
 
     settings = Settings.from_env(db=db, host=host, port=port, replica_primary=primary)
     server = build(settings)
     click.echo(f"sharedcare replica of {primary}: read-only FHIR at http://{settings.host}:{port}/fhir")
     try:
-        uvicorn.run(server.asgi, host=settings.host, port=port, log_level="warning")
+        run_uvicorn(server.asgi, listening_socket(settings.host, port))
     finally:
         server.close()
 
