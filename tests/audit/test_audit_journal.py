@@ -82,6 +82,37 @@ def test_a_journal_left_by_a_dead_process_is_folded_once(tmp_path: Path) -> None
         third.close()
 
 
+def test_a_garbled_line_does_not_stop_the_rest_being_folded(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    server = build(secure_settings(f"sqlite:///{db}", audit_sync_reads=True))
+    assert server.security is not None and server.security.trail.journal is not None
+    server.security.trail.flush()
+    before = _reads_in_chain(db)
+    folder = server.security.trail.journal.folder
+    server.close()
+    events = [_read_event(f"r{k}") for k in range(3)]
+    garbled = b'{"resourceType":"AuditEvent","id":"half' + _read_event("r-half")  # a failed write
+    (folder / f"{_dead_pid()}-2{SUFFIX}").write_bytes(b"\n".join([events[0], garbled, events[1], events[2]]) + b"\n")
+    again = build(secure_settings(f"sqlite:///{db}", audit_sync_reads=True))
+    try:
+        assert again.security is not None
+        again.security.trail.flush()
+        assert _reads_in_chain(db) == before + 3
+        with again.store.reading() as cur:
+            assert again.security.audit.verify(cur).ok
+    finally:
+        again.close()
+
+
+def _read_event(id: str) -> bytes:
+    from sharedcare.access.actor import INTERNAL
+    from sharedcare.audit.events import AuditRecord
+    from sharedcare.audit.events import build as build_event
+
+    record = AuditRecord(INTERNAL, "req-1", "read", "R", "0", "2026-11-22T10:00:00.000000Z", entities=["Patient/p1"])
+    return orjson.dumps({**build_event(record), "id": id})
+
+
 def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / f"1{SUFFIX}"
     path.write_bytes(b'{"id":"a"}\n{"id":"b"}\n{"id":"c", "tr')

@@ -325,10 +325,10 @@ class AuditTrail:
         """Chain what processes that died had journaled but not yet folded (each event once)."""
         assert self.journal is not None
         for path in self.journal.orphans():
-            lines = read_lines(path)
+            encoded = _parsed(read_lines(path), path.name)
             try:
                 with self.store.writing() as cur:
-                    fresh = self.log.unchained(cur, [(orjson.loads(line), line) for line in lines])
+                    fresh = self.log.unchained(cur, encoded)
                     self.log.seal_in(cur, encoded=fresh)
             except Exception:
                 log.exception("audit journal %s could not be folded; left for the next start", path.name)
@@ -411,6 +411,21 @@ class WriteAudit:
 
     def many(self, txn: Any, written: Sequence[tuple[StoredResource, dict[str, Any] | None]]) -> None:
         self.trail.on_write_many(txn, written)
+
+
+def _parsed(lines: list[bytes], name: str) -> list[tuple[dict[str, Any], bytes]]:
+    """A journal's events. A line that is not one (bytes of a write that failed half-way, then the next event after
+    them) was never acknowledged as written: it is reported and skipped, and the rest is folded."""
+    out = []
+    for line in lines:
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            log.error("audit journal %s: skipped a line that is not an event (%d bytes)", name, len(line))
+            continue
+        if isinstance(event, dict) and isinstance(event.get("id"), str):
+            out.append((event, line))
+    return out
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
