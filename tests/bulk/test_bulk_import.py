@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import shutil
@@ -9,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from sharedcare.bulk.loader import ImportInterrupted, ImportOptions, ImportStats
 from sharedcare.bulk.report import write_report
 from sharedcare.bulk.service import loader_for
 from sharedcare.bulk.sources import discover
-from sharedcare.store import bulk_sql
+from sharedcare.store.sqlite import _Checkpointer
 
 BACKENDS = [b for b in os.environ.get("SHAREDCARE_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 ROOT = Path(__file__).resolve().parents[2]
@@ -407,30 +409,39 @@ def test_bundles_on_ndjson_lines(bulk_server: Server, tmp_path: Path) -> None:
 
 
 def test_back_to_back_commits_start_the_wal_over_once_it_is_large(tmp_path: Path) -> None:
-    """Commits that follow each other never find the WAL fully checkpointed, so SQLite alone never restarts it;
-    the bulk load's bound does, between commits, once the file passes its limit."""
+    """Commits that follow each other never find the WAL fully checkpointed, so SQLite alone never restarts it; the
+    store's checkpointer does (with writers held off) once the log in use passes its limit."""
 
-    def wal_sizes(bound: bulk_sql.WalBound | None) -> list[int]:
-        path = tmp_path / f"w{bound is not None}.db"
-        conn = sqlite3.connect(path, isolation_level=None)
+    def wal_sizes(bounded: bool) -> list[int]:
+        path = tmp_path / f"w{bounded}.db"
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("CREATE TABLE t (x BLOB)")
-        if bound is not None:
-            bound.path = str(path)
+        lock = threading.Lock()
+
+        @contextlib.contextmanager
+        def exclusive() -> Iterator[None]:
+            with lock:
+                yield
+
+        connect = lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # noqa: E731
+        checkpointer = _Checkpointer(str(path), connect, exclusive, every=0.01, limit=1) if bounded else None
         sizes = []
         for _ in range(6):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO t VALUES (?)", [(os.urandom(3000),) for _ in range(100)])
-            conn.execute("COMMIT")
-            if bound is not None:
-                bound.after_commit()
+            with lock:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT INTO t VALUES (?)", [(os.urandom(3000),) for _ in range(100)])
+                conn.execute("COMMIT")
+            time.sleep(0.05)  # a checkpoint or two between commits
             sizes.append(os.path.getsize(f"{path}-wal"))
+        if checkpointer is not None:
+            checkpointer.stop()
         conn.close()
         return sizes
 
-    bound = bulk_sql.WalBound(None, limit=1)
-    bounded, unbounded = wal_sizes(bound), wal_sizes(None)
-    bound.close()
+    bounded, unbounded = wal_sizes(True), wal_sizes(False)
     assert unbounded[-1] > 4 * unbounded[0]  # grows by every commit
     assert bounded[-1] <= 2 * bounded[0]  # written from the start again
+
+

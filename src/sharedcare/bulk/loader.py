@@ -165,7 +165,6 @@ class Loader:
         self.prepare_config = prepare_config or PrepareConfig(validate=repo.validate)
         self._batches = 0
         self._pipeline: _Pipeline | None = None
-        self._wal = bulk_sql.WalBound(None)  # set for each run
         self._group: list[tuple[str, PreparedBatch, bool]] = []  # batches waiting to commit together
         self._group_size = 0
         self._group_target = options.batch_size  # resources per commit group; grows with the store
@@ -185,11 +184,11 @@ class Loader:
         self._pipeline = pipeline
         self._grow_group(0)
         try:
-            with bulk_sql.background_checkpoints(self.store) as self._wal:
+            with bulk_sql.bulk_cache(self.store):
                 self._run(sources, pipeline, stats)
         finally:
             self._group, self._group_size = [], 0
-            self._pipeline, self._wal = None, bulk_sql.WalBound(None)
+            self._pipeline = None
             pipeline.close()
             stats.seconds = time.perf_counter() - started
         for source, before in self._initial.items():
@@ -411,8 +410,7 @@ class Loader:
         return done
 
     def _tick(self) -> None:
-        """After each commit: the WAL kept bounded, statistics refreshed early on, the test hook's stop."""
-        self._wal.after_commit()
+        """After each commit: statistics refreshed early on, the test hook's stop."""
         self._batches += 1
         if self._batches & (self._batches - 1) == 0:  # 1, 2, 4, 8... batches: the tables keep doubling early on
             bulk_sql.refresh_statistics(self.store)

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import sqlite3
-import threading
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +31,6 @@ FETCH = 1000
 BULK_CACHE_MIN_KIB = 256 * 1024  # SQLite page cache of the writer while a bulk load runs: at least 256 MiB,
 BULK_CACHE_MAX_KIB = 8 * 1024 * 1024  # at most 8 GiB,
 BULK_CACHE_SHARE = 4  # and otherwise a quarter of the memory available when the load starts
-WAL_LIMIT = 512 * 1024 * 1024  # a bulk load starts the WAL over (between commits) once it passes this size
 
 BULK_DDL = [
     """CREATE TABLE IF NOT EXISTS import_progress (
@@ -326,75 +322,21 @@ def _insert(store: SqlStore, cur: Any, table: str, columns: Sequence[str], value
     cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})", values)
 
 
-class WalBound:
-    """Keeps a bulk load's WAL from growing without end. Commits that follow each other back to back never find
-    the log fully checkpointed when they begin, so SQLite never starts it over: the file grows by every page the
-    load writes (gigabytes), and each sync extends it. Between two commits, once the file passes `limit` bytes,
-    a RESTART checkpoint (what the background thread has not copied yet, then a wait for readers) lets the next
-    commit write from the start of the file again. A reader that keeps an old snapshot past `wait` seconds only
-    postpones it."""
-
-    def __init__(self, path: str | None, limit: int = WAL_LIMIT, wait: float = 2.0) -> None:
-        self.path, self.limit, self.wait = path, limit, wait
-        self._conn: sqlite3.Connection | None = None
-
-    def after_commit(self) -> None:
-        if self.path is None or _size(self.path + "-wal") < self.limit:
-            return
-        if self._conn is None:
-            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=self.wait, check_same_thread=False)
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
 @contextlib.contextmanager
-def background_checkpoints(store: SqlStore, every: float = 0.5) -> Iterator[WalBound]:
-    """SQLite: copy the WAL back into the database from a helper thread while a bulk load commits, and give the
-    writer a page cache sized for the load; the `WalBound` yielded is to be told after each commit.
-
-    By default the committing connection checkpoints whenever the WAL passes 1,000 pages, so every big commit
-    also pays for writing and syncing its pages a second time. Here commits only append to the WAL (still synced,
-    `synchronous` is untouched) and a second connection checkpoints concurrently; a store that already leaves
-    checkpoints to a thread of its own (automatic checkpoints off) keeps doing so. Both settings are restored after.
-    PostgreSQL: nothing to do.
-    """
+def bulk_cache(store: SqlStore) -> Iterator[None]:
+    """SQLite: give the writer a page cache sized for a bulk load for its duration, then restore it. (The WAL is
+    checkpointed, and kept bounded, by the store's own checkpointing thread.) PostgreSQL: nothing to do."""
     path = getattr(store, "path", None)
     if is_postgres(store) or not path or path == ":memory:":
-        yield WalBound(None)
+        yield
         return
     with store.writing() as cur:
-        autocheckpoint, cache = _pragma(cur, "wal_autocheckpoint"), _pragma(cur, "cache_size")
-        cur.execute("PRAGMA wal_autocheckpoint=0")
+        cache = _pragma(cur, "cache_size")
         cur.execute(f"PRAGMA cache_size={-bulk_cache_kib()}")  # index pages stay in memory as the tables grow
-    stop = threading.Event()
-    worker = None
-    if autocheckpoint:  # nobody else checkpoints: this load does, from a thread
-        worker = threading.Thread(
-            target=_checkpoint_loop, args=(path, stop, every), name="bulk-checkpoint", daemon=True
-        )
-        worker.start()
-    bound = WalBound(path)
     try:
-        yield bound
+        yield
     finally:
-        stop.set()
-        bound.close()
-        if worker is not None:
-            worker.join()
         with store.writing() as cur:
-            cur.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
             cur.execute(f"PRAGMA cache_size={cache}")
 
 
@@ -422,16 +364,6 @@ def _available_kib() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def _checkpoint_loop(path: str, stop: threading.Event, every: float) -> None:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    try:
-        while not stop.wait(every):
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        conn.close()
 
 
 def refresh_statistics(store: SqlStore) -> None:
