@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("sharedcare.serving")
@@ -139,14 +139,14 @@ def announce_ready(fd: int | None) -> None:
         os.close(fd)
 
 
-def watch_primary(primary_pid: int, every: float = 1.0, stop: Callable[[], None] | None = None) -> None:
+def watch_primary(primary_pid: int, every: float = 1.0) -> None:
     """In a secondary: stop (as on SIGTERM) once the primary has gone, even if it was killed without warning."""
 
     def loop() -> None:
         while True:
             time.sleep(every)
             if os.getppid() != primary_pid:
-                (stop or (lambda: os.kill(os.getpid(), signal.SIGTERM)))()
+                os.kill(os.getpid(), signal.SIGTERM)
                 return
 
     threading.Thread(target=loop, name="sharedcare-watch-primary", daemon=True).start()

@@ -352,13 +352,10 @@ class AuditTrail:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting there any more
                 loop.call_soon_threadsafe(_resolve, futures)
 
-    def _resolve(self, cur: Any, record: AuditRecord) -> AuditRecord:
-        """Add the resources a response Bundle showed, the patients of every resource involved, and (through
-        `enrich`) facts such as the break-glass reason that justified the access."""
-        return self._resolve_all(cur, [record])[0]
-
     def _resolve_all(self, cur: Any, records: list[AuditRecord]) -> list[AuditRecord]:
-        """`_resolve` for a batch: the patients of all their resources in one lookup per type."""
+        """Add to each record the resources a response Bundle showed, the patients of every resource involved (in one
+        lookup per type for the batch), and (through `enrich`) facts such as the break-glass reason that justified
+        the access."""
         keys: list[list[tuple[str, str]]] = []
         for record in records:
             if record.response is not None:
