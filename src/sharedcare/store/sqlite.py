@@ -73,6 +73,10 @@ class SQLiteStore(SqlStore):
         self._writer_idle.set()
         self._lock_fd = _open_lock_file(path)
         self._writer = self._connect()
+        # The writer's statement and savepoint journals in memory: on disk, every page that a statement or a
+        # group-commit unit first touched was also written to a temporary file, as many writes as the WAL itself.
+        # (They hold at most the pages one transaction changes; readers keep large sorts on disk.)
+        self._writer.execute("PRAGMA temp_store=MEMORY")
         with self._write_lock, self._process_lock():
             self._writer.execute("BEGIN IMMEDIATE")
             cur = self._writer.cursor()
