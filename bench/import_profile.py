@@ -43,6 +43,9 @@ class _Marks:
             self.written += resources
             self.marks.append((time.perf_counter(), self.written))
 
+    def phase(self, text: str) -> None:
+        return None
+
     def windows(self) -> str:
         if len(self.marks) < 3:
             return ""

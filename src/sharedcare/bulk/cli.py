@@ -68,6 +68,9 @@ class RichImportProgress:
         self.written += resources
         self.bar.update(self.task, advance=nbytes, written=self.written)
 
+    def phase(self, text: str) -> None:
+        self.bar.update(self.task, file=text)
+
     def __enter__(self) -> RichImportProgress:
         self.bar.start()
         return self
@@ -95,6 +98,13 @@ class RichImportProgress:
     help="Where rejected lines are reported (file, line, OperationOutcome); not written when there are none.",
 )
 @click.option("--progress/--no-progress", "show_progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option(
+    "--defer-indexes/--keep-indexes",
+    "defer_indexes",
+    default=None,
+    help="SQLite, NDJSON: build the search indexes after the load rather than during it (faster; searches scan "
+    "meanwhile). Default: defer when the load is at least as large as the store.",
+)
 def import_command(
     paths: tuple[Path, ...],
     db: str | None,
@@ -102,6 +112,7 @@ def import_command(
     batch_size: int,
     errors_path: Path,
     show_progress: bool | None,
+    defer_indexes: bool | None,
 ) -> None:
     """Load NDJSON files, Bundle files and folders of them (gzip too) into the store.
 
@@ -119,7 +130,11 @@ def import_command(
     sources, skipped = discover(paths)
     for path in skipped:
         console.print(f"[yellow]skipped[/] {path} (not FHIR NDJSON or JSON; .ndjson, .jsonl, .json, optionally .gz)")
-    options = ImportOptions(batch_size=batch_size, workers=(os.cpu_count() or 1) if workers is None else workers)
+    options = ImportOptions(
+        batch_size=batch_size,
+        workers=(os.cpu_count() or 1) if workers is None else workers,
+        defer_indexes=defer_indexes,
+    )
     show = sys.stderr.isatty() if show_progress is None else show_progress
     server = build(Settings.from_env(db=db))
     status = 0

@@ -270,6 +270,9 @@ class _JobImportProgress:
         self.written += resources
         self.beat(f"{100 * self.done // self.total}% ({self.written:,} resources written)")
 
+    def phase(self, text: str) -> None:
+        self.beat(f"{text} ({self.written:,} resources written)")
+
 
 def _fetch(spec: dict[str, str], folder: Path, n: int) -> Path:
     """An input as a local file: an upload already is one; a URL is downloaded (streamed, then renamed)."""

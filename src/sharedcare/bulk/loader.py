@@ -15,6 +15,7 @@ batch entry) runs in a savepoint, so one failing Bundle does not undo the others
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,7 +53,11 @@ from sharedcare.types import Issue, StoredResource
 T = TypeVar("T")
 GROUP_SHARE = 16  # a commit group holds at least this fraction (1/16) of the resources already stored,
 GROUP_MAX_BATCHES = 16  # up to this many batches
+DEFER_MIN_RESOURCES = 5_000  # a load defers the search indexes when it brings at least this many resources
+BYTES_PER_RESOURCE = 1_000  # (estimated from the input's size: generated records average ~0.9 kB, Synthea more)
+GZIP_RATIO = 8  # and at least as many as the store already holds
 Pending = tuple[Source, Progress, list[Planned]]  # a planned transaction Bundle waiting to be committed
+_NEW = Progress("", "", "")
 
 
 class ImportProgress(Protocol):
@@ -63,6 +68,9 @@ class ImportProgress(Protocol):
     def file(self, source: Source) -> None: ...
 
     def advance(self, nbytes: int, resources: int) -> None: ...
+
+    def phase(self, text: str) -> None:
+        """A step that is not reading input (e.g. building the search indexes at the end)."""
 
 
 class NoProgress:
@@ -75,6 +83,9 @@ class NoProgress:
     def advance(self, nbytes: int, resources: int) -> None:
         return None
 
+    def phase(self, text: str) -> None:
+        return None
+
 
 class ImportInterrupted(Exception):
     """Raised by the `fail_after_batches` test hook, as if the process had died after that many commits."""
@@ -85,6 +96,10 @@ class ImportOptions:
     batch_size: int = 1000
     workers: int = 0  # processes preparing batches; 0 prepares in the writing thread
     fail_after_batches: int | None = None  # testing: stop as if killed after this many committed batches
+    # Drop the search tables' value indexes for the load and build them at the end (SQLite; NDJSON-only loads).
+    # None decides by size: a load of at least DEFER_MIN_RESOURCES that is as large as the store already is.
+    # A server answering searches on the same store meanwhile should say False ($import does).
+    defer_indexes: bool | None = None
 
 
 @dataclass
@@ -184,7 +199,7 @@ class Loader:
         self._pipeline = pipeline
         self._grow_group(0)
         try:
-            with bulk_sql.bulk_cache(self.store):
+            with bulk_sql.bulk_cache(self.store), self._indexes(sources):
                 self._run(sources, pipeline, stats)
         finally:
             self._group, self._group_size = [], 0
@@ -194,6 +209,23 @@ class Loader:
         for source, before in self._initial.items():
             stats.add(before, self._latest[source])
         return stats
+
+    def _indexes(self, sources: Sequence[Source]) -> contextlib.AbstractContextManager[None]:
+        if not self._defer_indexes(sources):
+            return contextlib.nullcontext()
+        return bulk_sql.indexes_deferred(self.store, lambda: self.progress.phase("building search indexes"))
+
+    def _defer_indexes(self, sources: Sequence[Source]) -> bool:
+        """Whether to build the search indexes after the load rather than during it: only for NDJSON (Bundles'
+        conditional references search as they load), and, unless told, only when the load is large and at least
+        as large as the store (the build at the end reads the whole store)."""
+        todo = [s for s in sources if (bulk_sql.read_progress(self.store, s.fingerprint) or _NEW).status != "done"]
+        if not todo or any(s.kind != "ndjson" for s in todo):
+            return False
+        if self.options.defer_indexes is not None:
+            return self.options.defer_indexes
+        incoming = sum(s.size * (GZIP_RATIO if s.gzipped else 1) for s in todo) // BYTES_PER_RESOURCE
+        return incoming >= max(DEFER_MIN_RESOURCES, self._stored)
 
     def _run(self, sources: Sequence[Source], pipeline: _Pipeline, stats: ImportStats) -> None:
         pending: list[Pending] = []

@@ -53,7 +53,8 @@ def build_bulk(
     patient_types = [t for t in resource_types if registry.compartment_params("Patient", t)]
     writer = ExportWriter(store, resource_types, patient_types)
     bundles = BundleProcessor(repo, route, resource_types)
-    options = ImportOptions(workers=getattr(settings, "import_workers", 0))
+    # The server answers searches while $import loads: its search indexes stay in place.
+    options = ImportOptions(workers=getattr(settings, "import_workers", 0), defer_indexes=False)
     config = PrepareConfig(validate=repo.validate, max_depth=settings.max_json_depth)
 
     def loader(progress: ImportProgress) -> Loader:
