@@ -4,6 +4,8 @@ stored versions and index rows as single writes, the same errors, nothing half-w
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,5 +132,55 @@ def test_group_commit_isolates_a_failing_unit(tmp_path: Path) -> None:
             keys = [row[0] for row in cur.fetchall()]
         assert keys == ["k0", "k1", "k3", "k4", "k5"]
         assert [key for key, _ in errors] == ["k2"]
+    finally:
+        srv.close()
+
+
+def test_a_group_whose_first_unit_fails_commits_the_others(tmp_path: Path) -> None:
+    """The first unit of a group runs without a savepoint: its failure rolls back the transaction and the units
+    queued behind it still commit, in a new one."""
+    srv = build(Settings(db=f"sqlite:///{tmp_path / 'f.db'}", auth_required=False))
+    store = srv.store
+    try:
+        with store.writing() as cur:
+            cur.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+        holding, release, errors = threading.Event(), threading.Event(), []
+
+        def insert(key: str, fail: bool = False, hold: bool = False) -> Callable[[Any], None]:
+            def work(txn: Any) -> None:
+                txn.cur.execute("INSERT INTO t (k) VALUES (?)", (key,))
+                if hold:
+                    holding.set()
+                    release.wait(10)
+                if fail:
+                    raise InvalidRequest("refused")
+
+            return work
+
+        def run(key: str, **kw: bool) -> None:
+            try:
+                store.transact(insert(key, **kw))
+            except InvalidRequest:
+                errors.append(key)
+
+        first = threading.Thread(target=run, args=("a",), kwargs={"hold": True})
+        first.start()
+        assert holding.wait(10)
+        queued = []
+        for key, fail in (("b", True), ("c", False), ("d", False)):  # queue behind the held lock, in this order
+            t = threading.Thread(target=run, args=(key,), kwargs={"fail": fail})
+            t.start()
+            queued.append(t)
+            deadline = time.monotonic() + 10
+            while len(store._queue) < len(queued) and time.monotonic() < deadline:
+                time.sleep(0.005)
+        release.set()
+        for t in [first, *queued]:
+            t.join()
+        run("e", fail=True)  # a group of one that fails: nothing of it stays
+        with store.reading() as cur:
+            cur.execute("SELECT k FROM t ORDER BY k")
+            assert [row[0] for row in cur.fetchall()] == ["a", "c", "d"]
+        assert sorted(errors) == ["b", "e"]
     finally:
         srv.close()

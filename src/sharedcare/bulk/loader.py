@@ -331,9 +331,9 @@ class Loader:
                 return work(txn, False)
 
         try:
-            latest = self.store.transact(together)
+            latest = self.store.transact(together, large=True)
         except FhirError:  # a write hook refused a resource: isolate it, load the rest
-            latest = self.store.transact(lambda txn: work(txn, True))
+            latest = self.store.transact(lambda txn: work(txn, True), large=True)
         written = sum(
             p.created + p.updated - self._latest[s].created - self._latest[s].updated for s, p in latest.items()
         )
@@ -471,7 +471,7 @@ class Loader:
             bulk_sql.save_progress(txn, after)
             return after
 
-        after = self.store.transact(work)
+        after = self.store.transact(work, large=True)
         self._tick()
         return after
 
@@ -508,7 +508,7 @@ class Loader:
                 out.append(after)
             return out
 
-        results = self.store.transact(work)
+        results = self.store.transact(work, large=True)
         for (source, before, _), after in zip(pending, results, strict=True):
             self._latest[before.source] = after
             self.progress.advance(source.size, after.created + after.updated)

@@ -131,7 +131,7 @@ def relink(service: MatchService) -> RelinkReport:
                 report.persons_written += 1
         _sync_batch_reviews(service, txn, sql, result, records, persons, report)
 
-    service.repo.store.transact(work)
+    service.repo.store.transact(work, large=True)
     report.timings["write"] = time.perf_counter() - clock - report.timings["load"] - report.timings["match"]
     return report
 

@@ -58,7 +58,9 @@ class Store(Protocol):
 
     def history(self, query: HistoryQuery) -> HistoryPage: ...
 
-    def transact(self, work: Callable[[Txn], T]) -> T: ...
+    def transact(self, work: Callable[[Txn], T], *, large: bool = False) -> T:
+        """Run `work` in one transaction. `large`: it may change a great many pages (a bulk load's commit group,
+        a re-link), so it should not share its transaction with other callers' work."""
 
     def search_ids(self, type: str, params: Sequence[tuple[str, str]], limit: int = 2) -> list[str]: ...
 

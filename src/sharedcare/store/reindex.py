@@ -273,7 +273,7 @@ class Reindexer:
             self._update_on(txn.cur, job)
             return done
 
-        self.store.transact(work)
+        self.store.transact(work, large=True)
         self._progress[job.url] = job.progress()
         return True
 
@@ -299,7 +299,7 @@ class Reindexer:
             keys = [(r[0], r[1]) for r in cur.fetchall()]
         for start in range(0, len(keys), BATCH):
             chunk = keys[start : start + BATCH]
-            self.store.transact(lambda txn, c=chunk: sum(self._reindex_one(txn, t, i) for t, i in c))
+            self.store.transact(lambda txn, c=chunk: sum(self._reindex_one(txn, t, i) for t, i in c), large=True)
 
     def _check(self, job: Job) -> None:
         d = self.store.dialect

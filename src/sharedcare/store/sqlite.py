@@ -51,6 +51,7 @@ class _Unit:
 
     work: Callable[[SqlTxn], Any]
     context: contextvars.Context
+    large: bool = False  # runs in a group of its own
     done: bool = False
     value: Any = None
     error: BaseException | None = None
@@ -73,9 +74,8 @@ class SQLiteStore(SqlStore):
         self._writer_idle.set()
         self._lock_fd = _open_lock_file(path)
         self._writer = self._connect()
-        # The writer's statement and savepoint journals in memory: on disk, every page that a statement or a
-        # group-commit unit first touched was also written to a temporary file, as many writes as the WAL itself.
-        # (They hold at most the pages one transaction changes; readers keep large sorts on disk.)
+        # The writer's statement journals in memory: on disk, an INSERT ... SELECT (how index rows are written)
+        # copied every page it first touched into a temporary file, as many writes as the WAL itself.
         self._writer.execute("PRAGMA temp_store=MEMORY")
         with self._write_lock, self._process_lock():
             self._writer.execute("BEGIN IMMEDIATE")
@@ -154,8 +154,8 @@ class SQLiteStore(SqlStore):
             finally:
                 cur.close()
 
-    def transact(self, work: Callable[[SqlTxn], T]) -> T:
-        unit = _Unit(work, contextvars.copy_context())
+    def transact(self, work: Callable[[SqlTxn], T], *, large: bool = False) -> T:
+        unit = _Unit(work, contextvars.copy_context(), large)
         with self._queue_lock:
             self._queue.append(unit)
         with self._write_lock:
@@ -166,9 +166,13 @@ class SQLiteStore(SqlStore):
         return unit.value  # type: ignore[no-any-return]
 
     def _run_group(self) -> None:
-        """Run the queued units (at most GROUP_MAX) in one transaction and commit them together."""
+        """Run the queued units (at most GROUP_MAX) in one transaction and commit them together. A large unit runs
+        alone: it then needs no savepoint (see `_run_units`), whose journal, kept in memory, every statement after
+        the savepoint's would otherwise walk from its start."""
         with self._queue_lock:
-            group, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
+            n = next((k for k, u in enumerate(self._queue[:GROUP_MAX]) if u.large), GROUP_MAX)
+            n = max(n, 1)  # a large unit at the head runs alone; otherwise the group stops before one
+            group, self._queue = self._queue[:n], self._queue[n:]
         conn = self._writer
         with self._process_lock():
             try:
@@ -199,8 +203,28 @@ class SQLiteStore(SqlStore):
 
     def _run_units(self, conn: sqlite3.Connection, cur: Any, group: list[_Unit]) -> list[_Unit]:
         """Each unit in its savepoint; the units run, or, if one cost the whole transaction, none (those not yet run
-        go back to the head of the queue, the ones run share the failure)."""
-        for n, unit in enumerate(group):
+        go back to the head of the queue, the ones run share the failure).
+
+        The first unit runs without one: a failure then rolls back the transaction, which holds nothing else, and
+        the others start a new one. Why: while a savepoint is open SQLite copies every page a statement first
+        changes into a journal file, as many writes as the WAL itself; most groups are a single unit (a Bundle, an
+        import's commit group)."""
+        first, *rest = group
+        try:
+            first.value = first.context.run(_run_unit, first.work, SqlTxn(self, cur, utc_now()))
+        except Exception as exc:  # noqa: BLE001 - handed to the unit's own caller
+            first.error = exc
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if not rest:
+                return group
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except BaseException as begin_failed:
+                for u in rest:
+                    u.error = begin_failed
+                return group
+        for n, unit in enumerate(rest, start=1):
             cur.execute("SAVEPOINT unit")
             try:
                 unit.value = unit.context.run(_run_unit, unit.work, SqlTxn(self, cur, utc_now()))
@@ -208,7 +232,7 @@ class SQLiteStore(SqlStore):
                 unit.error = exc
                 if not conn.in_transaction:  # SQLite rolled everything back (e.g. disk full)
                     for earlier in group[:n]:
-                        earlier.error = exc
+                        earlier.error = earlier.error or exc
                     with self._queue_lock:
                         self._queue[:0] = group[n + 1 :]
                     return group[: n + 1]

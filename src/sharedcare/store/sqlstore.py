@@ -229,7 +229,7 @@ class SqlStore:
             return run_search(cur, self.dialect, request, position, restrict, unlabelled)
 
     # --- writes -----------------------------------------------------------------------------------
-    def transact(self, work: Callable[[SqlTxn], T]) -> T:
+    def transact(self, work: Callable[[SqlTxn], T], *, large: bool = False) -> T:
         with self.writing() as cur:
             txn = SqlTxn(self, cur, utc_now())
             result = work(txn)
