@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
@@ -34,11 +34,22 @@ class RouterConfig:
     max_page_size: int = 1000
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(instant: str) -> str:
-    return format_datetime(datetime.fromisoformat(instant).replace(tzinfo=UTC), usegmt=True)
+    """An instant as an HTTP date (RFC 7231 IMF-fixdate), as `email.utils.format_datetime(..., usegmt=True)`
+    writes it for the instant taken as UTC, at a third of the cost (it is on every read)."""
+    t = datetime.fromisoformat(instant)
+    return (
+        f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
 
 
 def resource_headers(stored: StoredResource, base: str) -> dict[str, str]:
+    """ETag, Last-Modified and Location of a stored version."""
     return {
         "etag": stored.etag,
         "last-modified": http_date(stored.last_updated),
@@ -210,8 +221,7 @@ class Router:
 
     # --- responses --------------------------------------------------------------------------------
     def resource_response(self, req: FhirRequest, stored: StoredResource, status: int = 200) -> FhirResponse:
-        headers = resource_headers(stored, req.base_url)
-        headers.pop("location")
+        headers = {"etag": stored.etag, "last-modified": http_date(stored.last_updated)}  # no Location on a read
         return FhirResponse(status, self.shape(req, stored.body or b""), headers)
 
     def shape(self, req: FhirRequest, body: bytes) -> bytes:

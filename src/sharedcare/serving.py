@@ -52,7 +52,9 @@ def run_uvicorn(asgi: Any, sock: socket.socket) -> None:
     import uvicorn
 
     sys.setswitchinterval(SWITCH_INTERVAL)
-    config = uvicorn.Config(asgi, log_level="warning", lifespan="on", http=http_protocol())
+    # uvicorn's access log is at INFO under a WARNING level, so never written; off, it is not built either (it
+    # quoted every path). Requests are logged by sharedcare.api.observe.
+    config = uvicorn.Config(asgi, log_level="warning", lifespan="on", http=http_protocol(), access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 

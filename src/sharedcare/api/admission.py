@@ -57,11 +57,14 @@ class Admission:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        reason = await self._admit()
-        if reason is not None:
-            self._rejected.inc(reason)
-            await self._refuse(send, reason)
-            return
+        if self.in_flight < self.max_in_flight and not self._queue:
+            self.in_flight += 1  # a free slot and nobody waiting: `_admit`'s first case, without its coroutine
+        else:
+            reason = await self._admit()
+            if reason is not None:
+                self._rejected.inc(reason)
+                await self._refuse(send, reason)
+                return
         try:
             await self.app(scope, receive, send)
         finally:

@@ -40,6 +40,7 @@ BASE_HEADERS = [
     (b"x-frame-options", b"DENY"),
 ]
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+OWN_HEADERS = frozenset({*(k for k, _ in BASE_HEADERS), b"content-security-policy", b"cache-control"})  # kept if set
 HSTS = b"max-age=31536000; includeSubDomains"
 
 
@@ -59,16 +60,21 @@ class SecurityEdge:
         self.client_rate = client_rate
         self.open = tokens is None
         self._last_throttle_audit: dict[str, float] = {}
+        self._tails = {(p, h): self._tail(p, h) for p in (False, True) for h in (False, True)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = self._request_id(scope)
+        given = _header(scope, b"x-request-id")
+        request_id = self._request_id(given)
+        rid = (b"x-request-id", request_id.encode())
         scope = dict(scope)
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"x-request-id"]
-        scope["headers"].append((b"x-request-id", request_id.encode()))
-        send = self._secured_send(scope, send, request_id)
+        if given is None:
+            scope["headers"] = [*scope["headers"], rid]
+        else:  # the caller's, replaced by the one in use (the same when it was well-formed)
+            scope["headers"] = [*(h for h in scope["headers"] if h[0] != b"x-request-id"), rid]
+        send = self._secured_send(scope, send, rid)
         path: str = scope["path"]
         if not path.startswith("/fhir") or path in PUBLIC_FHIR:
             await self.app(scope, receive, send)
@@ -127,34 +133,47 @@ class SecurityEdge:
         self._audit_refusal(actor, request_id, "Rate limit exceeded (429); further refusals in 10 s not recorded")
 
     # --- responses ----------------------------------------------------------------------------------------
-    def _request_id(self, scope: Scope) -> str:
-        given = _header(scope, b"x-request-id")
+    def _request_id(self, given: str | None) -> str:
         return given if given and REQUEST_ID.match(given) else new_request_id()
 
-    def _secured_send(self, scope: Scope, send: Send, request_id: str) -> Send:
+    def _secured_send(self, scope: Scope, send: Send, rid: tuple[bytes, bytes]) -> Send:
         path: str = scope["path"]
         personal = path.startswith("/fhir") and path not in PUBLIC_FHIR
         https = scope.get("scheme") == "https"
-        open_mode = self.open
+        added = [*BASE_HEADERS, rid, *self._tails[personal, https]]  # when the response sets none of them
 
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
-                headers += [h for h in BASE_HEADERS if h[0] not in names]
-                headers.append((b"x-request-id", request_id.encode()))
-                if b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", API_CSP))
-                if personal and b"cache-control" not in names:
-                    headers.append((b"cache-control", b"no-store"))
-                if https:
-                    headers.append((b"strict-transport-security", HSTS))
-                if open_mode:
-                    headers.append((b"x-sharedcare-security", OPEN_WARNING.encode()))
+                if names.isdisjoint(OWN_HEADERS):
+                    headers += added
+                else:
+                    headers += [h for h in BASE_HEADERS if h[0] not in names]
+                    headers.append(rid)
+                    if b"content-security-policy" not in names:
+                        headers.append((b"content-security-policy", API_CSP))
+                    if personal and b"cache-control" not in names:
+                        headers.append((b"cache-control", b"no-store"))
+                    if https:
+                        headers.append((b"strict-transport-security", HSTS))
+                    if self.open:
+                        headers.append((b"x-sharedcare-security", OPEN_WARNING.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
         return secured
+
+    def _tail(self, personal: bool, https: bool) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers after the request id, for a response that sets none of its own."""
+        tail = [(b"content-security-policy", API_CSP)]
+        if personal:
+            tail.append((b"cache-control", b"no-store"))
+        if https:
+            tail.append((b"strict-transport-security", HSTS))
+        if self.open:
+            tail.append((b"x-sharedcare-security", OPEN_WARNING.encode()))
+        return tuple(tail)
 
 
 @functools.lru_cache(maxsize=1024)
