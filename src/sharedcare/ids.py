@@ -14,11 +14,16 @@ import uuid
 
 _counter = itertools.count(1)
 _prefix = secrets.randbits(64)
-_pid = os.getpid()
+
+
+def _reseed() -> None:
+    """A forked child must not repeat its parent's ids."""
+    global _prefix, _counter
+    _prefix, _counter = secrets.randbits(64), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_reseed)
 
 
 def unique_id() -> str:
-    global _prefix, _pid, _counter
-    if os.getpid() != _pid:  # a forked child must not repeat its parent's ids
-        _prefix, _pid, _counter = secrets.randbits(64), os.getpid(), itertools.count(1)
     return str(uuid.UUID(int=(_prefix << 64) | (next(_counter) & 0xFFFFFFFFFFFFFFFF)))

