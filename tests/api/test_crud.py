@@ -48,6 +48,17 @@ def test_read_returns_exactly_the_stored_bytes(client: TestClient) -> None:
     assert r.headers["etag"] == 'W/"1"'
 
 
+def test_head_has_the_headers_of_get_and_no_body(client: TestClient) -> None:
+    pid = client.post("/fhir/Patient", json=patient(), headers=FHIR_JSON).json()["id"]
+    got = client.get(f"/fhir/Patient/{pid}")
+    head = client.head(f"/fhir/Patient/{pid}")
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-length", "content-type", "etag", "last-modified"):
+        assert head.headers[name] == got.headers[name], name
+    assert int(head.headers["content-length"]) == len(got.content) > 0
+    assert client.head("/fhir/Patient/missing").status_code == 404
+
+
 def test_update_versions_and_vread(client: TestClient) -> None:
     pid = create(client, patient())["id"]
     updated = {**patient(family="Jones"), "id": pid}

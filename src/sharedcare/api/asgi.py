@@ -241,8 +241,6 @@ def http_parts(scope: Scope, resp: FhirResponse) -> tuple[int, RawHeaders, bytes
         body = orjson.dumps(resp.resource)
     if body is not None and _pretty(scope):
         body = orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2)
-    if scope["method"] == "HEAD":
-        body = None
     status = resp.status
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
     given = {k for k, _ in headers} if headers else ()
@@ -251,6 +249,8 @@ def http_parts(scope: Scope, resp: FhirResponse) -> tuple[int, RawHeaders, bytes
         headers.append((b"content-length", str(len(content)).encode("latin-1")))
     if body is not None and b"content-type" not in given:
         headers.append((b"content-type", FHIR_JSON_BYTES))
+    if scope["method"] == "HEAD":  # the headers a GET would have, its length included (RFC 9110 9.3.2); no body
+        return status, headers, b""
     return status, headers, content
 
 
