@@ -112,3 +112,64 @@ def test_a_read_is_not_sent_before_its_audit_record_is_committed(tmp_path: Path)
             assert statuses == [200]
     finally:
         server.close()
+
+
+def test_postgresql_reads_are_staged_then_chained(pg_url: str) -> None:
+    """PostgreSQL: a read's event is committed to `audit_pending` before the read returns (no chain lock, so the
+    server's processes commit side by side); the chain takes it within FOLD_SECONDS, or at once when asked, and
+    every staged event is chained exactly once."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    server = build(secure_settings(pg_url, audit_sync_reads=True))
+    try:
+        security = server.security
+        assert security is not None and security.boundary is not None
+        boundary, trail = security.boundary, security.trail
+        op = security.tokens.actor(operator_token(server))
+        body = {"resourceType": "Patient", "id": "p1"}
+        put = FhirRequest("PUT", ["Patient", "p1"], [], orjson.dumps(body), {"content-type": "application/fhir+json"},
+                          "http://t/fhir", body, op)
+        assert boundary.handle_http(put).status in (200, 201)
+        trail.flush()
+        sealed: list[int] = []
+        seal_in = trail.log.seal_in
+
+        def counting(cur: Any, *a: Any, **k: Any) -> int:
+            n = seal_in(cur, *a, **k)
+            sealed.append(n)
+            return n
+
+        trail.log.seal_in = counting  # type: ignore[method-assign]
+        errors: list[int] = []
+
+        def reader() -> None:
+            for _ in range(READS):
+                resp = boundary.handle_http(FhirRequest("GET", ["Patient", "p1"], [], None, {}, "http://t/fhir",
+                                                        None, op))
+                assert resp.pending_audit is not None
+                resp.pending_audit.wait()
+                with server.store.reading() as cur:  # durable before the read is shown: staged or chained
+                    cur.execute("SELECT COUNT(*) FROM audit_pending")
+                    staged = cur.fetchone()[0]
+                if resp.status != 200 or (staged == 0 and not sealed):
+                    errors.append(resp.status)
+
+        threads = [threading.Thread(target=reader) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        trail.flush()
+        with server.store.reading() as cur:
+            cur.execute("SELECT COUNT(*) FROM audit_pending")
+            assert cur.fetchone()[0] == 0
+            cur.execute("SELECT COUNT(*) FROM audit_index WHERE kind = 'subtype' AND value = 'read'")
+            assert cur.fetchone()[0] == 4 * READS  # each once
+            assert security.audit.verify(cur).ok
+        assert sum(sealed) == 4 * READS and len(sealed) < 4 * READS  # chained in batches, not read by read
+    finally:
+        server.close()

@@ -133,8 +133,8 @@ class AuditLog:
             sql("INSERT INTO audit_log (seq, id, recorded, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?, ?)"), rows
         )
         cur.executemany(sql("INSERT INTO audit_index (seq, kind, value) VALUES (?, ?, ?)"), terms)
-        if pending:
-            cur.execute(sql("DELETE FROM audit_pending WHERE pid <= ?"), (pending[-1][0],))
+        if pending:  # exactly those chained: on PostgreSQL a stager may commit a lower pid meanwhile
+            cur.executemany(sql("DELETE FROM audit_pending WHERE pid = ?"), [(pid,) for pid, _ in pending])
         self._set_head(cur, seq, prev, sign)
         return len(batch)
 
