@@ -4,6 +4,7 @@ https, for FHIR and other paths, with a request id of the caller's or a new one.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -30,7 +31,8 @@ def _run(own: list, path: str, scheme: str, request_id: bytes | None) -> tuple[l
     edge = SecurityEdge(app, tokens=None, limiter=RateLimiter(0, 1), record=lambda r: None)
     headers = [(b"host", b"x")] + ([(b"x-request-id", request_id)] if request_id is not None else [])
     scope = {"type": "http", "method": "GET", "path": path, "scheme": scheme, "headers": headers, "client": ("1", 1)}
-    asyncio.run(edge(scope, None, send))
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own, even when the test process already runs one
+        pool.submit(asyncio.run, edge(scope, None, send)).result()
     return sent[0]["headers"], seen["headers"]
 
 
