@@ -1,9 +1,10 @@
 """The audit recorder: a repository write hook for writes, a queue and one sealing thread for everything else.
 
 Writes stage their AuditEvent inside the write transaction (`on_write_many`), so data and audit commit together.
-Reads, searches and refusals are queued; the sealing thread builds their events (resolving the patients of the
-resources shown), stages them and seals the chain in one transaction per batch (a group commit). With
-`sync_reads` the request waits until its event is committed: nothing is shown without a durable record.
+Reads, searches and refusals are recorded durably before they are answered (with `sync_reads`): on SQLite the event
+loop appends their events to its process's journal and syncs it, and the sealing thread folds the journal into the
+chain; on PostgreSQL the sealing thread commits each batch to `audit_pending` (a group commit) and chains what is
+staged shortly after. Either way nothing is shown without a durable record.
 """
 
 from __future__ import annotations
