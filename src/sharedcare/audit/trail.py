@@ -38,13 +38,31 @@ class AuditUnavailable(RuntimeError):
 
 @dataclass
 class _Job:
-    """One queued record; a thread waits on `done`, an event loop awaits `confirmed()`."""
+    """One queued record; a thread waits in `wait()`, an event loop awaits `confirmed()`. Both are told under the
+    trail's condition lock (`finish`); a thread's Event is made only when a thread does wait (most records are
+    reads awaited on an event loop, and an Event costs a Condition each)."""
 
-    trail: AuditTrail | None
+    trail: AuditTrail
     record: AuditRecord | None
-    done: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False
+    event: threading.Event | None = None
     error: BaseException | None = None
     waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = field(default_factory=list)
+
+    def finish(self) -> None:
+        """Mark it committed (or failed); the caller holds the trail's condition lock."""
+        self.finished = True
+        if self.event is not None:
+            self.event.set()
+
+    def wait_finished(self, timeout: float) -> bool:
+        with self.trail._cond:
+            if self.finished:
+                return True
+            if self.event is None:
+                self.event = threading.Event()
+            event = self.event
+        return event.wait(timeout)
 
     def wait(self) -> None:
         """Return once the record is committed (a thread's wait)."""
@@ -52,10 +70,9 @@ class _Job:
 
     async def confirmed(self) -> None:
         """Return once the record is committed (without holding a thread while the group commit runs)."""
-        assert self.trail is not None
         future: asyncio.Future[None] | None = None
         with self.trail._cond:
-            if not self.done.is_set():
+            if not self.finished:
                 loop = asyncio.get_running_loop()
                 future = loop.create_future()
                 self.waiters.append((loop, future))
@@ -200,7 +217,7 @@ class AuditTrail:
 
     @staticmethod
     def _wait(job: _Job) -> None:
-        if not job.done.wait(timeout=60):
+        if not job.wait_finished(timeout=60):
             raise AuditUnavailable("The audit trail did not confirm the record in time")
         if job.error is not None:
             raise AuditUnavailable("The audit trail could not be written") from job.error
@@ -376,7 +393,7 @@ class AuditTrail:
         woken: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         with self._cond:
             for j in jobs:
-                j.done.set()
+                j.finish()
                 for loop, future in j.waiters:
                     woken.setdefault(loop, []).append(future)
         here = _running_loop()
