@@ -264,17 +264,8 @@ class AuditTrail:
         at once: sealing holds the chain's lock through its commit, so the server processes took turns, each commit
         with about eight round trips; staging takes no lock, and concurrent commits share their WAL flush. The
         events are durable in the database either way."""
-        try:
-            with self.store.writing() as cur:
-                records = [j.record for j in jobs if j.record is not None]
-                self.log.stage_in(cur, [build(r) for r in self._resolve_all(cur, records)])
-        except Exception as exc:  # reported to every waiting request; the trail must not fail silently
-            log.exception("audit trail write failed")
-            for j in jobs:
-                j.error = exc
-        else:
-            if self._staged_since is None:
-                self._staged_since = time.monotonic()
+        if self._commit_events(jobs, self.log.stage_in) and self._staged_since is None:
+            self._staged_since = time.monotonic()
         self._release(jobs)
 
     def _fold_wait(self) -> float:
@@ -290,15 +281,22 @@ class AuditTrail:
 
     def _write_now(self, jobs: list[_Job]) -> None:
         """Events sealed into the chain in one transaction, then their requests released (PostgreSQL)."""
+        self._commit_events(jobs, self.log.seal_in)
+        self._release(jobs)
+
+    def _commit_events(self, jobs: list[_Job], put: Callable[[Any, list[dict[str, Any]]], Any]) -> bool:
+        """Build the records' events (resolving patients) and `put` them (stage or seal) in one transaction; False,
+        with the error on every job, if that failed."""
         try:
             with self.store.writing() as cur:
                 records = [j.record for j in jobs if j.record is not None]
-                self.log.seal_in(cur, [build(r) for r in self._resolve_all(cur, records)])
+                put(cur, [build(r) for r in self._resolve_all(cur, records)])
         except Exception as exc:  # reported to every waiting request; the trail must not fail silently
             log.exception("audit trail write failed")
             for j in jobs:
                 j.error = exc
-        self._release(jobs)
+            return False
+        return True
 
     def _journal_loop_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         """On the event loop: journal the records its requests made in this round, then release them. Doing it here
