@@ -53,9 +53,9 @@ from sharedcare.types import Issue, StoredResource
 T = TypeVar("T")
 GROUP_SHARE = 16  # a commit group holds at least this fraction (1/16) of the resources already stored,
 GROUP_MAX_BATCHES = 16  # up to this many batches
-DEFER_MIN_RESOURCES = 5_000  # a load defers the search indexes when it brings at least this many resources
-BYTES_PER_RESOURCE = 1_000  # (estimated from the input's size: generated records average ~0.9 kB, Synthea more)
-GZIP_RATIO = 8  # and at least as many as the store already holds
+DEFER_MIN_RESOURCES = 5_000  # a load defers the search indexes if it brings this many and the store holds fewer
+BYTES_PER_RESOURCE = 1_000  # resources, estimated from input size (generated records average ~0.9 kB, Synthea more)
+GZIP_RATIO = 8  # about how much larger a gzipped input is uncompressed
 Pending = tuple[Source, Progress, list[Planned]]  # a planned transaction Bundle waiting to be committed
 _NEW = Progress("", "", "")
 
